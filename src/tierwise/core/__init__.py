@@ -1,0 +1,1 @@
+"""Settings, errors, column contracts and vocabulary; imports nothing else of tierwise."""
