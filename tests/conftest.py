@@ -43,7 +43,9 @@ def spark_con(tmp_path_factory):
 def con(request, tmp_path):
     """A warehouse connection on each backend: a real DuckDB file, Spark local[2]."""
     if request.param == "duckdb":
-        c = ibis.duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        from tierwise.services.warehouse import duckdb_connect
+
+        c = duckdb_connect(tmp_path / "warehouse.duckdb")
         yield c
         c.disconnect()
     else:

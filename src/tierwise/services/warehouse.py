@@ -6,6 +6,7 @@ Backend differences live in the `BACKENDS` dispatch table and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +43,53 @@ def spark_session(master: str = "local[2]", warehouse_dir: Path | None = None) -
     return session
 
 
+class _DuckDB2Connection:
+    """Ibis 12 still calls the connection methods DuckDB 2 renamed (fetch_arrow_table ->
+    to_arrow_table, fetch_record_batch -> to_arrow_reader); this adapter answers to both."""
+
+    __slots__ = ("_con",)
+
+    def __init__(self, con: Any) -> None:
+        self._con = con
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+    def __enter__(self) -> _DuckDB2Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._con.__exit__(*exc)
+
+    def execute(self, *args: Any, **kwargs: Any) -> _DuckDB2Connection:
+        self._con.execute(*args, **kwargs)
+        return self
+
+    def cursor(self) -> _DuckDB2Connection:
+        return _DuckDB2Connection(self._con.cursor())
+
+    def fetch_arrow_table(self) -> Any:
+        with warnings.catch_warnings():
+            # DuckDB warns that this path copies rows; Ibis reads small metadata results here
+            warnings.simplefilter("ignore", UserWarning)
+            return self._con.to_arrow_table()
+
+    def fetch_record_batch(self, rows_per_batch: int = 1_000_000) -> Any:
+        return self._con.to_arrow_reader(rows_per_batch)
+
+
+def duckdb_connect(path: Path | str = ":memory:", *, read_only: bool = False) -> BaseBackend:
+    """An Ibis DuckDB backend that works on DuckDB 2.x."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=read_only)
+    return ibis.duckdb.from_connection(_DuckDB2Connection(con))
+
+
 def _duckdb_connect(settings: Settings) -> BaseBackend:
     path = settings.resolve(settings.warehouse.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return ibis.duckdb.connect(str(path))
+    return duckdb_connect(path)
 
 
 def _spark_connect(settings: Settings) -> BaseBackend:

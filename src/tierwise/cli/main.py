@@ -1,0 +1,231 @@
+"""The `tierwise` command: thin commands over services, Rich output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tierwise.core.errors import TierwiseError
+from tierwise.core.settings import CONFIG_NAME, Settings
+
+app = typer.Typer(
+    help="Tierwise: customer tiering and classification (客户分级分类管理).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config: Path | None = None
+    quiet: bool = False
+    json: bool = False
+
+    def settings(self) -> Settings:
+        return Settings.load(self.config)
+
+
+state = State()
+
+
+@app.callback()
+def _options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="TIERWISE_CONFIG", help=f"Path to {CONFIG_NAME}."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress, only results.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    state.config, state.quiet, state.json = config, quiet, as_json
+
+
+def main() -> None:
+    """Entry point: domain errors become one stderr line and exit code 1."""
+    try:
+        app()
+    except TierwiseError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=state.quiet or state.json,
+        transient=True,
+    )
+
+
+def emit(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write tierwise.toml.")] = Path(),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented tierwise.toml to start from."""
+    target = directory / CONFIG_NAME
+    if target.exists() and not force:
+        raise TierwiseError(f"{target} exists; pass --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    template = resources.files("tierwise.cli").joinpath("templates", CONFIG_NAME).read_text("utf-8")
+    target.write_text(template, encoding="utf-8")
+    if not state.quiet:
+        out.print(f"wrote {target}; edit [sources.*] then run: tierwise ingest")
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(min=1, help="How many customers.")] = 20_000,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("demo"),
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 0,
+) -> None:
+    """Synthetic multi-table data with known ground truth, plus a matching tierwise.toml."""
+    from tierwise.services.generate import generate as run_generate
+
+    with progress() as bar:
+        task = bar.add_task("generating", total=1.0)
+        result = run_generate(
+            customers,
+            out_dir,
+            seed=seed,
+            progress=lambda stage, frac: bar.update(task, description=stage, completed=frac),
+        )
+    if state.json:
+        emit(
+            {
+                "out": str(result.out),
+                "config": str(result.config),
+                "rows": result.rows,
+                "seconds": result.seconds,
+            }
+        )
+        return
+    table = Table("table", "rows", title=f"generated in {result.seconds:.1f} s → {result.out}")
+    for name, n in result.rows.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+
+
+@app.command()
+def ingest(
+    table: Annotated[
+        list[str] | None, typer.Option("--table", "-t", help="Only these canonical tables.")
+    ] = None,
+) -> None:
+    """Load every configured source into the warehouse; rejects go to quarantine."""
+    from tierwise.services.ingest import ingest as run_ingest
+
+    settings = state.settings()
+    with progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_rows(source: str, rows: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(Path(source).name, total=None)
+            bar.update(tasks[source], completed=rows)
+
+        report = run_ingest(settings, tables=table, progress=on_rows)
+    if state.json:
+        emit(report.as_dict())
+    elif not state.quiet or report.failed:
+        grid = Table(
+            "table",
+            "source",
+            "status",
+            "rows in",
+            "accepted",
+            "rejected",
+            "dupes merged",
+            "encoding",
+            "top reasons",
+            title=f"ingest {report.batch_id}",
+        )
+        for f in report.files:
+            reasons = ", ".join(f"{k} {v}" for k, v in list(f.reasons.items())[:3])
+            status = {
+                "loaded": "[green]loaded",
+                "unchanged": "[dim]unchanged",
+                "failed": "[red]failed",
+            }[f.status]
+            grid.add_row(
+                f.table_name,
+                Path(f.source).name,
+                status,
+                f"{f.rows_in:,}",
+                f"{f.accepted:,}",
+                f"{f.rejected:,}",
+                f"{f.duplicates_merged:,}",
+                f.encoding or "",
+                reasons,
+            )
+        out.print(grid)
+        for f in report.files:
+            if f.message:
+                (err if f.status == "failed" else out).print(f"{Path(f.source).name}: {f.message}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def quality() -> None:
+    """Data-quality report: completeness, duplicates, outliers, orphans, reject reasons."""
+    from tierwise.services.quality import quality_report
+    from tierwise.services.warehouse import connect
+
+    report = quality_report(connect(state.settings()))
+    if state.json:
+        emit(report)
+        return
+    grid = Table(
+        "table",
+        "rows",
+        "date range",
+        "least complete",
+        "dupes merged",
+        "rejected",
+        "top reject reasons",
+        title="data quality",
+    )
+    for name, t in report["tables"].items():
+        comp = t.get("completeness", {})
+        worst = sorted(comp.items(), key=lambda kv: kv[1] if kv[1] is not None else 0)[:2]
+        ing = t.get("ingest", {})
+        grid.add_row(
+            name,
+            f"{t['rows']:,}",
+            " → ".join(d[:10] for d in t.get("date_range", []) if d),
+            ", ".join(f"{c} {v:.0%}" for c, v in worst if v is not None),
+            f"{ing.get('duplicates_merged', 0):,}",
+            f"{ing.get('rejected', 0):,}",
+            ", ".join(f"{k} {v}" for k, v in t.get("reject_reasons", {}).items()),
+        )
+    out.print(grid)
+    o = report["tables"].get("orders")
+    if o:
+        orphan = o.get("orphan_orders", {})
+        out.print(
+            f"orders: {o['orders']:,} orders from {o['customers']:,} customers · "
+            f"{o['amount_outliers']['count']:,} amount outliers · {o['return_lines']:,} return "
+            f"lines · {orphan.get('lines', 0):,} orphan lines "
+            f"({orphan.get('customers', 0):,} customers not in customers)"
+        )
