@@ -181,11 +181,28 @@ def parse_timestamps(text: pa.Array, timezone: str) -> pa.Array:
     parsed = pa.nulls(len(s), pa.timestamp("us"))
     for fmt in _DATE_FORMATS:
         parsed = pc.coalesce(parsed, pc.strptime(s, format=fmt, unit="us", error_is_null=True))
+    parsed = _drop_rolled_over(parsed, s)
     micro_values = pc.cast(pc.utf8_rpad(micros, 6, "0"), pa.int64())
     parsed = pc.add(parsed, pc.cast(pc.fill_null(micro_values, 0), pa.duration("us")))
     if pc.any(pc.is_valid(offset_text)).as_py():
         parsed = _shift_offsets(parsed, offset_text, timezone)
     return parsed
+
+
+_YMD = r"^(?P<y>\d{4})[-/.年]?(?P<m>\d{1,2})[-/.月]?(?P<d>\d{1,2})"
+
+
+def _drop_rolled_over(parsed: pa.Array, text: pa.Array) -> pa.Array:
+    """Arrow's strptime rolls 2024-02-30 over to March 1st; such dates are bad, not moved."""
+    parts = pc.extract_regex(text, _YMD)
+    same = pc.and_(
+        pc.and_(
+            pc.equal(pc.year(parsed), pc.cast(pc.struct_field(parts, [0]), pa.int64())),
+            pc.equal(pc.month(parsed), pc.cast(pc.struct_field(parts, [1]), pa.int64())),
+        ),
+        pc.equal(pc.day(parsed), pc.cast(pc.struct_field(parts, [2]), pa.int64())),
+    )
+    return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, pa.timestamp("us")))
 
 
 def _shift_offsets(local: pa.Array, offset_text: pa.Array, timezone: str) -> pa.Array:
