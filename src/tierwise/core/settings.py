@@ -30,6 +30,8 @@ class WarehouseSettings(_Section):
     path: Path = Path("warehouse.duckdb")
     """DuckDB file, or the Spark SQL warehouse directory."""
     spark_master: str = "local[2]"
+    memory_limit: str = Field("2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    """DuckDB's memory cap; larger work spills to disk next to the warehouse file."""
 
 
 class StoreSettings(_Section):

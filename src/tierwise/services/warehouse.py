@@ -78,18 +78,21 @@ class _DuckDB2Connection:
         return self._con.to_arrow_reader(rows_per_batch)
 
 
-def duckdb_connect(path: Path | str = ":memory:", *, read_only: bool = False) -> BaseBackend:
+def duckdb_connect(
+    path: Path | str = ":memory:", *, read_only: bool = False, memory_limit: str | None = None
+) -> BaseBackend:
     """An Ibis DuckDB backend that works on DuckDB 2.x."""
     import duckdb
 
-    con = duckdb.connect(str(path), read_only=read_only)
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
     return ibis.duckdb.from_connection(_DuckDB2Connection(con))
 
 
 def _duckdb_connect(settings: Settings) -> BaseBackend:
     path = settings.resolve(settings.warehouse.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb_connect(path)
+    return duckdb_connect(path, memory_limit=settings.warehouse.memory_limit)
 
 
 def _spark_connect(settings: Settings) -> BaseBackend:
