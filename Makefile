@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 	$(BIN)/tierwise generate --customers $(DEMO_CUSTOMERS) --out $(DEMO_DIR) --seed 7
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml ingest
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml quality
+	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml run
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

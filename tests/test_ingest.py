@@ -78,7 +78,9 @@ def test_csv_encodings_with_chinese_headers(tmp_path, encoding, expected):
     assert df.customer_id.tolist() == ["00123", "+86 13800130042", "110101199001011234"]
     assert df.amount.tolist() == [199.5, 1200.0, -20.0]
     assert df.ordered_at.dt.strftime("%Y-%m-%d %H:%M").tolist() == [
-        "2024-03-01 10:15", "2024-03-02 00:00", "2024-03-03 08:00",
+        "2024-03-01 10:15",
+        "2024-03-02 00:00",
+        "2024-03-03 08:00",
     ]
     assert df.attributes.tolist() == ['{"备注": "首单"}', '{"备注": ""}', '{"备注": "退货"}']
 
@@ -127,8 +129,10 @@ def test_parquet_with_native_types(tmp_path):
     assert (f.accepted, f.rejected) == (2, 0)
     df = read(s, "orders").sort_values("order_id")
     assert df.customer_id.tolist() == ["1", "2"]
-    assert df.ordered_at.tolist() == [pd.Timestamp("2024-01-01 09:00"),
-                                      pd.Timestamp("2024-01-02 10:00")]
+    assert df.ordered_at.tolist() == [
+        pd.Timestamp("2024-01-01 09:00"),
+        pd.Timestamp("2024-01-02 10:00"),
+    ]
 
 
 def test_database_table_source(tmp_path):
@@ -136,8 +140,10 @@ def test_database_table_source(tmp_path):
 
     db = tmp_path / "crm.duckdb"
     with duckdb.connect(str(db)) as c:
-        c.execute("create table sales as select '007' as cid, 'o1' as order_id, "
-                  "timestamp '2024-05-01 12:00:00' as ordered_at, 9.5::double as amount")
+        c.execute(
+            "create table sales as select '007' as cid, 'o1' as order_id, "
+            "timestamp '2024-05-01 12:00:00' as ordered_at, 9.5::double as amount"
+        )
     s = write_config(
         tmp_path,
         f"""
@@ -163,8 +169,13 @@ def defective_rows(n: int, seed: int) -> tuple[list[str], dict[int, str], int]:
     while len(lines) < n:
         line_no = len(lines) + 2
         month, day = rng.randint(1, 9), rng.randint(10, 19)
-        row = [f"{rng.randrange(10**6):07d}", f"SO{line_no}", f"2024-0{month}-{day}",
-               f"{rng.uniform(-5, 500):.2f}", "ok"]
+        row = [
+            f"{rng.randrange(10**6):07d}",
+            f"SO{line_no}",
+            f"2024-0{month}-{day}",
+            f"{rng.uniform(-5, 500):.2f}",
+            "ok",
+        ]
         defect = rng.choice(["missing_id", "bad_date", "bad_amount", "future", "columns", "dup"])
         if rng.random() >= 0.05:
             defect = None
@@ -237,7 +248,7 @@ def test_missing_mapped_column_names_file_and_column(tmp_path):
 
 
 def test_config_errors_name_key_and_file(tmp_path):
-    (tmp_path / "tierwise.toml").write_text('[scoring]\nabc_cut = [0.7, 0.9]\n', encoding="utf-8")
+    (tmp_path / "tierwise.toml").write_text("[scoring]\nabc_cut = [0.7, 0.9]\n", encoding="utf-8")
     with pytest.raises(ConfigError) as e:
         Settings.load(tmp_path / "tierwise.toml")
     assert "tierwise.toml: scoring.abc_cut: unknown key" in str(e.value)
@@ -260,12 +271,17 @@ def test_concurrent_ingest_is_refused_while_another_holds_the_warehouse(tmp_path
     s = orders_config(tmp_path, "orders.csv")
     wpath = s.resolve(s.warehouse.path)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path\n"
-         "from tierwise.services.locking import warehouse_lock\n"
-         f"with warehouse_lock(Path({str(wpath)!r}), 'ingest'):\n"
-         "    print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path\n"
+            "from tierwise.services.locking import warehouse_lock\n"
+            f"with warehouse_lock(Path({str(wpath)!r}), 'ingest'):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -280,13 +296,16 @@ def test_concurrent_ingest_is_refused_while_another_holds_the_warehouse(tmp_path
         ingest(s)
 
 
-ID_CHARS = st.text(alphabet="0123456789+- ", min_size=1, max_size=20).map(str.strip).filter(
-    lambda v: v != "" and v[0] in "0+"
+ID_CHARS = (
+    st.text(alphabet="0123456789+- ", min_size=1, max_size=20)
+    .map(str.strip)
+    .filter(lambda v: v != "" and v[0] in "0+")
 )
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ids=st.lists(ID_CHARS, min_size=1, max_size=20, unique=True))
 def test_identifiers_survive_as_strings(tmp_path_factory, ids):
     root = tmp_path_factory.mktemp("ids")
@@ -302,17 +321,24 @@ def test_identifiers_survive_as_strings(tmp_path_factory, ids):
 
 def test_quality_report_counts_orphans_outliers_and_reasons(tmp_path):
     rows = [[f"c{i}", f"o{i}", "2024-01-01", "10", ""] for i in range(40)]
-    rows += [["c1", "big", "2024-01-02", "100000", ""], ["zz", "o-orphan", "2024-01-02", "-3", ""],
-             ["c2", "bad", "x", "1", ""]]
+    rows += [
+        ["c1", "big", "2024-01-02", "100000", ""],
+        ["zz", "o-orphan", "2024-01-02", "-3", ""],
+        ["c2", "bad", "x", "1", ""],
+    ]
     (tmp_path / "orders.csv").write_text(csv_text(rows), encoding="utf-8")
     (tmp_path / "customers.csv").write_text(
-        "customer_id,name\n" + "".join(f"c{i},n{i}\n" for i in range(40)), encoding="utf-8")
-    s = write_config(tmp_path, f"""
+        "customer_id,name\n" + "".join(f"c{i},n{i}\n" for i in range(40)), encoding="utf-8"
+    )
+    s = write_config(
+        tmp_path,
+        f"""
         [sources.customers]
         path = "customers.csv"
         [sources.orders]
         path = "orders.csv"
-        {MAPPING_ZH}""")
+        {MAPPING_ZH}""",
+    )
     ingest(s)
     from tierwise.services.quality import latest_report
 

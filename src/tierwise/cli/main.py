@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -184,6 +185,80 @@ def ingest(
                 (err if f.status == "failed" else out).print(f"{Path(f.source).name}: {f.message}")
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command("run")
+def run_cmd(
+    as_of: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Inclusive end date.")
+    ] = None,
+) -> None:
+    """Score every customer into a new snapshot; `current` moves only when checks pass."""
+    from tierwise.services.run import run, summary
+    from tierwise.services.warehouse import connect
+
+    settings = state.settings()
+    with progress() as bar:
+        task = bar.add_task("run", total=None)
+        result = run(
+            settings,
+            as_of=as_of.date() if as_of else None,
+            on_stage=lambda name: bar.update(task, description=name),
+        )
+    s = summary(connect(settings), result.run_id)
+    if state.json:
+        emit(s | {"as_of": result.as_of, "stage_seconds": result.stage_seconds})
+        return
+    if state.quiet:
+        return
+    out.print(
+        f"run {result.run_id} as of {result.as_of}: {s['customers']:,} customers "
+        f"({sum(result.stage_seconds.values()):.1f} s)"
+    )
+    for column in ("rfm_segment", "rfm_class8", "lifecycle_stage", "value_tier"):
+        grid = Table(column, "customers", "share")
+        for name, n in s[column].items():
+            grid.add_row(_label(name), f"{n:,}", f"{n / s['customers']:.1%}")
+        out.print(grid)
+    abc = Table("ABC class", "customers", "revenue share")
+    for name, v in s["abc"].items():
+        abc.add_row(name, f"{v['customers']:,}", f"{v['revenue_share']:.1%}")
+    out.print(abc)
+
+
+def _label(code: str) -> str:
+    """A stored code with its English and Chinese names."""
+    from tierwise.core.vocab import LABELS
+
+    for key, (en, zh) in LABELS.items():
+        if key.value == code and type(key).__name__ != "AbcClass":
+            return f"{en} {zh}"
+    return code
+
+
+export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("profiles")
+def export_profiles_cmd(
+    out_file: Annotated[Path, typer.Option("--out", help=".csv, .parquet or .xlsx")],
+    run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The latest run at this date.")
+    ] = None,
+) -> None:
+    """One row per customer of the current (or chosen) snapshot."""
+    from tierwise.services.export import export_profiles
+    from tierwise.services.warehouse import connect
+
+    result = export_profiles(
+        connect(state.settings()), out_file, run_id=run_id, as_of=as_of.date() if as_of else None
+    )
+    if state.json:
+        emit({"path": str(result.path), "rows": result.rows, "run_id": result.run_id})
+    elif not state.quiet:
+        out.print(f"wrote {result.rows:,} profiles of run {result.run_id} to {result.path}")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import ibis
 import ibis.expr.types as ir
@@ -117,9 +118,9 @@ def ingest(
 
 def _open_all(settings: Settings, src: SourceSettings) -> list[Callable[[], OpenedSource]]:
     if src.connection:
-        return [lambda: open_table(src)]
+        return [partial(open_table, src)]
     assert src.path is not None
-    return [lambda p=p: open_file(p, src) for p in expand(settings.root, src.path)]
+    return [partial(open_file, p, src) for p in expand(settings.root, src.path)]
 
 
 def _ingest_one(

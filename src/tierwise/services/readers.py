@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -223,7 +224,12 @@ def _csv_batches(
 
 def _one_line_per_record(path: Path, encoding: str, delimiter: str, width: int) -> bool:
     with _utf8_copy(path, encoding) as f:
-        invalid = []
+        invalid: list[object] = []
+
+        def skip(row: object) -> str:
+            invalid.append(row)
+            return "skip"
+
         reader = pacsv.open_csv(
             f,
             read_options=pacsv.ReadOptions(
@@ -232,7 +238,7 @@ def _one_line_per_record(path: Path, encoding: str, delimiter: str, width: int) 
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
                 newlines_in_values=True,
-                invalid_row_handler=lambda row: invalid.append(row) or "skip",
+                invalid_row_handler=skip,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={f"c{i}": pa.string() for i in range(width)}, include_columns=[]
@@ -336,7 +342,7 @@ def _xlsx(path: Path, sheet: str | None) -> tuple[list[str], Iterator[RawBatch]]
     return header, _xlsx_batches(book, rows, header)
 
 
-def _xlsx_batches(book, rows, header: list[str]) -> Iterator[RawBatch]:  # type: ignore[no-untyped-def]
+def _xlsx_batches(book: Any, rows: Iterator[Any], header: list[str]) -> Iterator[RawBatch]:
     width = len(header)
     records: list[list[str]] = []
     lines: list[int] = []
@@ -360,7 +366,7 @@ def _xlsx_batches(book, rows, header: list[str]) -> Iterator[RawBatch]:  # type:
 _ZERO_PAD = re.compile(r"^0+$")
 
 
-def _cell_text(cell) -> str:  # type: ignore[no-untyped-def]
+def _cell_text(cell: Any) -> str:
     """Excel cells to the text a person sees: integral numbers without '.0' or exponent,
     zero-padded number formats ('000000') honoured, dates in ISO form."""
     v = cell.value

@@ -84,7 +84,9 @@ def duckdb_connect(
     """An Ibis DuckDB backend that works on DuckDB 2.x."""
     import duckdb
 
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     return ibis.duckdb.from_connection(_DuckDB2Connection(con))
 
