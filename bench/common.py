@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,10 +23,8 @@ def machine() -> dict[str, object]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     versions = {}
     for pkg in ("tierwise", "duckdb", "ibis-framework", "pyarrow", "pandas", "pyspark"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return {
         "cores": os.cpu_count(),
         "ram_gib": round(mem / 2**30, 1),

@@ -25,23 +25,44 @@ def make_orders_csv(lines: int, path: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     customers = max(lines // 10, 1)
     start = np.datetime64("2023-01-01T00:00:00")
-    with pacsv.CSVWriter(path, pa.schema([(n, pa.string()) for n in (
-            "customer_id", "order_id", "ordered_at", "amount", "quantity", "product_id",
-            "category", "channel")])) as w:
+    with pacsv.CSVWriter(
+        path,
+        pa.schema(
+            [
+                (n, pa.string())
+                for n in (
+                    "customer_id",
+                    "order_id",
+                    "ordered_at",
+                    "amount",
+                    "quantity",
+                    "product_id",
+                    "category",
+                    "channel",
+                )
+            ]
+        ),
+    ) as w:
         for offset in range(0, lines, 1_000_000):
             n = min(1_000_000, lines - offset)
             cust = rng.integers(0, customers, n)
             seconds = rng.integers(0, 3 * 365 * 86400, n)
-            w.write_table(pa.table({
-                "customer_id": pa.array([f"{c:08d}" for c in cust]),
-                "order_id": pa.array([f"SO{offset + i:010d}" for i in range(n)]),
-                "ordered_at": pa.array((start + seconds.astype("timedelta64[s]")).astype(str)),
-                "amount": pa.array(np.round(rng.gamma(2.0, 60.0, n), 2).astype(str)),
-                "quantity": pa.array(rng.integers(1, 5, n).astype(str)),
-                "product_id": pa.array([f"P{p:05d}" for p in rng.integers(0, 20_000, n)]),
-                "category": pa.array(rng.choice(["数码", "服饰", "美妆", "食品"], n)),
-                "channel": pa.array(rng.choice(["app", "web", "store"], n)),
-            }))
+            w.write_table(
+                pa.table(
+                    {
+                        "customer_id": pa.array([f"{c:08d}" for c in cust]),
+                        "order_id": pa.array([f"SO{offset + i:010d}" for i in range(n)]),
+                        "ordered_at": pa.array(
+                            (start + seconds.astype("timedelta64[s]")).astype(str)
+                        ),
+                        "amount": pa.array(np.round(rng.gamma(2.0, 60.0, n), 2).astype(str)),
+                        "quantity": pa.array(rng.integers(1, 5, n).astype(str)),
+                        "product_id": pa.array([f"P{p:05d}" for p in rng.integers(0, 20_000, n)]),
+                        "category": pa.array(rng.choice(["数码", "服饰", "美妆", "食品"], n)),
+                        "channel": pa.array(rng.choice(["app", "web", "store"], n)),
+                    }
+                )
+            )
     return path
 
 
@@ -84,14 +105,21 @@ def main() -> None:
             times[name].append(dt)
             rss[name] = max(rss.get(name, 0.0), peak)
     floor = summarise(times["duckdb read_csv"])["median"]
-    rows, md = [], ["| contender | median s | min–max s | rows/s | peak RSS MiB | × floor |",
-                    "|---|---|---|---|---|---|"]
+    rows, md = (
+        [],
+        [
+            "| contender | median s | min–max s | rows/s | peak RSS MiB | × floor |",
+            "|---|---|---|---|---|---|",
+        ],
+    )
     for name, samples in times.items():
         s = summarise(samples)
         rows.append({"contender": name, "lines": args.lines, **s, "peak_rss_mib": rss[name]})
-        md.append(f"| {name} | {s['median']:.2f} | {s['min']:.2f}–{s['max']:.2f} | "
-                  f"{args.lines / s['median']:,.0f} | {rss[name]:,.0f} | "
-                  f"{s['median'] / floor:.1f} |")
+        md.append(
+            f"| {name} | {s['median']:.2f} | {s['min']:.2f}–{s['max']:.2f} | "
+            f"{args.lines / s['median']:,.0f} | {rss[name]:,.0f} | "
+            f"{s['median'] / floor:.1f} |"
+        )
     table = "\n".join(md)
     print(table)
     print("written:", write_results(f"ingest-{args.lines}", rows, table))

@@ -99,7 +99,7 @@ class ScoringSettings(_Section):
         if not 0 < a < b <= 1:
             raise ValueError("abc_cuts must satisfy 0 < A cut < B cut <= 1")
         h, m = self.value_tier_shares
-        if not (0 < h and 0 <= m and h + m <= 1):
+        if not (h > 0 and m >= 0 and h + m <= 1):
             raise ValueError("value_tier_shares must be two shares that add up to at most 1")
         for name, rules in self.schemes.items():
             if name in BUILTIN_SCHEMES:
