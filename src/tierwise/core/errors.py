@@ -25,3 +25,27 @@ class DataError(TierwiseError):
 
 class ContractError(TierwiseError):
     """Computed marts broke a contract check; the current snapshot was left unchanged."""
+
+
+class NotFoundError(TierwiseError):
+    """The named user, token, task or run does not exist."""
+
+
+class ConflictError(TierwiseError):
+    """The change clashes with what is stored (duplicate name, already closed, last admin...)."""
+
+
+class AuthError(TierwiseError):
+    """Sign-in refused: wrong credentials, disabled user, expired or revoked token or session."""
+
+
+class ThrottledError(AuthError):
+    """Too many failed sign-ins for a username or address; refused until the window passes."""
+
+
+class PermissionDeniedError(TierwiseError):
+    """The signed-in user's role does not allow the action."""
+
+
+class InvalidInputError(TierwiseError):
+    """A value typed by the user is malformed (username, role, too short a password...)."""
