@@ -6,6 +6,8 @@ Backend differences live in the `BACKENDS` dispatch table and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +22,13 @@ from tierwise.core.settings import Settings
 
 
 def spark_session(master: str = "local[2]", warehouse_dir: Path | None = None) -> Any:
-    """One Spark session per process, in UTC so naive timestamps are never shifted."""
+    """One Spark session per process, in UTC so naive timestamps are never shifted.
+
+    Arrow transfer is on: without it a null number arrives in Spark as NaN and a null string
+    as the text "NaN". Python workers run this interpreter, not whatever `python3` is first
+    on PATH (which may lack pandas)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -35,6 +43,7 @@ def spark_session(master: str = "local[2]", warehouse_dir: Path | None = None) -
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.ansi.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     if warehouse_dir is not None:
         builder = builder.config("spark.sql.warehouse.dir", str(warehouse_dir))
@@ -70,12 +79,14 @@ class _DuckDB2Connection:
 
     def fetch_arrow_table(self) -> Any:
         with warnings.catch_warnings():
-            # DuckDB warns that this path copies rows; Ibis reads small metadata results here
+            # DuckDB warns that this path copies rows; that copy is Ibis's way of reading
             warnings.simplefilter("ignore", UserWarning)
             return self._con.to_arrow_table()
 
     def fetch_record_batch(self, rows_per_batch: int = 1_000_000) -> Any:
-        return self._con.to_arrow_reader(rows_per_batch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # see fetch_arrow_table
+            return self._con.to_arrow_reader(rows_per_batch)
 
 
 def duckdb_connect(
