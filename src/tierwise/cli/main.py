@@ -16,6 +16,7 @@ from rich.table import Table
 
 from tierwise.core.errors import TierwiseError
 from tierwise.core.settings import CONFIG_NAME, Settings
+from tierwise.core.vocab import label
 
 app = typer.Typer(
     help="Tierwise: customer tiering and classification (客户分级分类管理).",
@@ -218,22 +219,15 @@ def run_cmd(
     for column in ("rfm_segment", "rfm_class8", "lifecycle_stage", "value_tier"):
         grid = Table(column, "customers", "share")
         for name, n in s[column].items():
-            grid.add_row(_label(name), f"{n:,}", f"{n / s['customers']:.1%}")
+            shown = f"{label(column, name)} {label(column, name, 'zh')}"
+            if name == "(none)":
+                shown = "— (no orders)"
+            grid.add_row(shown, f"{n:,}", f"{n / s['customers']:.1%}")
         out.print(grid)
     abc = Table("ABC class", "customers", "revenue share")
     for name, v in s["abc"].items():
         abc.add_row(name, f"{v['customers']:,}", f"{v['revenue_share']:.1%}")
     out.print(abc)
-
-
-def _label(code: str) -> str:
-    """A stored code with its English and Chinese names."""
-    from tierwise.core.vocab import LABELS
-
-    for key, (en, zh) in LABELS.items():
-        if key.value == code and type(key).__name__ != "AbcClass":
-            return f"{en} {zh}"
-    return code
 
 
 export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=True)

@@ -249,7 +249,8 @@ def summary(con: BaseBackend, run_id: str) -> dict[str, Any]:
 
     def counts(column: str) -> dict[str, int]:
         rows = p.group_by(column).aggregate(n=p.count()).order_by(ibis.desc("n")).to_pyarrow()
-        return {str(k): v for k, v in zip(*(c.to_pylist() for c in rows.columns), strict=True)}
+        keys, values = (c.to_pylist() for c in rows.columns)
+        return {("(none)" if k is None else str(k)): v for k, v in zip(keys, values, strict=True)}
 
     buyers = p.filter(p.abc_class.notnull())
     abc = (
