@@ -228,6 +228,67 @@ def run_cmd(
     for name, v in s["abc"].items():
         abc.add_row(name, f"{v['customers']:,}", f"{v['revenue_share']:.1%}")
     out.print(abc)
+    _print_models(result.models)
+
+
+def _print_models(models: Any) -> None:
+    """What the models learned and how churn validated against its baselines."""
+    if models.purchase:
+        params = ", ".join(f"{k} {v:.3g}" for k, v in models.purchase["params"].items())
+        out.print(f"purchase model {models.purchase['model']}: {params}")
+    if models.spend:
+        params = ", ".join(f"{k} {v:.3g}" for k, v in models.spend["params"].items())
+        out.print(f"spend model gamma-gamma: {params}")
+    if models.churn:
+        c = models.churn
+        grid = Table(
+            "churn scorer",
+            "ROC-AUC",
+            "PR-AUC",
+            "top-decile lift",
+            "calibration error",
+            title=f"churn validation at {c['validated_at']} ({c['window_days']}-day window)",
+        )
+        for name, m in c["validation"].items():
+            cells = [m.get(k) for k in ("roc_auc", "pr_auc", "top_decile_lift", "ece")]
+            grid.add_row(name, *("—" if v is None else f"{v:.3f}" for v in cells))
+        out.print(grid)
+    for part, why in models.skipped.items():
+        err.print(f"[yellow]{part} model skipped:[/] {why}", highlight=False)
+
+
+@app.command()
+def evaluate(
+    calibration_end: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Fit on orders up to this date.")
+    ],
+    holdout_end: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="End of the holdout; default: latest order."),
+    ] = None,
+    model: Annotated[str, typer.Option(help="bgnbd, paretonbd or mbgnbd.")] = "bgnbd",
+) -> None:
+    """Holdout test of the purchase model against a naive baseline."""
+    from tierwise.services.evaluate import evaluate_holdout, format_report
+    from tierwise.services.warehouse import connect
+
+    report = evaluate_holdout(
+        connect(state.settings()),
+        calibration_end=calibration_end.date(),
+        holdout_end=holdout_end.date() if holdout_end else None,
+        model=model,
+    )
+    if state.json:
+        emit(report.as_dict())
+        return
+    header, *rows = format_report(report)
+    grid = Table(
+        *header,
+        title=f"holdout {report.as_dict()['calibration_end']} → {report.as_dict()['holdout_end']}",
+    )
+    for row in rows:
+        grid.add_row(*row)
+    out.print(grid)
 
 
 export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=True)

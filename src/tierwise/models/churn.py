@@ -110,6 +110,13 @@ PHRASES: dict[str, Phrase] = {
     "discount_share": Phrase("discount share", "{v:.0%} of order lines discounted"),
     "preferred_channel": Phrase("preferred channel", "prefers the {v} channel"),
     "rfm_segment": Phrase("RFM segment", "RFM segment {v}"),
+    "model_p_alive": Phrase(
+        "purchase-model P(alive)", "purchase model: {v:.0%} likely still active"
+    ),
+    "model_p_no_purchase": Phrase(
+        "purchase-model P(no order in window)",
+        "purchase model: {v:.0%} likely to place no order in the window",
+    ),
 }
 """Readable English phrases of the expected features (others read "<feature> = <value>")."""
 
@@ -164,6 +171,8 @@ def _labels(y: ArrayLike, n: int) -> NDArray[np.int8]:
     if arr.dtype.kind not in "biuf" or not np.isin(arr, (0, 1)).all():
         raise DataError("labels must be 0 (kept) or 1 (churned), without missing values")
     labels = arr.astype(np.int8)
+    if labels.size == 0:
+        raise DataError("no customers to learn churn from at this cutoff")
     if np.unique(labels).size < 2:
         raise DataError(f"labels have only one class ({int(labels[0])}); need churned and kept")
     return labels

@@ -12,8 +12,9 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -25,9 +26,11 @@ from tierwise.core.errors import ContractError, DataError
 from tierwise.core.settings import Settings
 from tierwise.core.vocab import AbcClass, Class8, Segment, Stage, ValueTier
 from tierwise.engine import build_profiles, cohort_retention, latest_order_date, migration_matrix
+from tierwise.engine.predictions import PREDICTION_SCHEMA, attach_predictions
 from tierwise.services import warehouse as wh
 from tierwise.services.ingest import new_id
 from tierwise.services.locking import warehouse_lock
+from tierwise.services.predict import ModelReport, predict
 
 RUNS = "_runs"
 CURRENT = "_current"
@@ -41,11 +44,13 @@ RUNS_SCHEMA = ibis.schema(
         "finished_at": "timestamp",
         "customers": "int64",
         "stage_seconds": "string",
+        "models": "string",
         "error": "string",
     }
 )
 CURRENT_SCHEMA = ibis.schema({"run_id": "string", "as_of": "date", "switched_at": "timestamp"})
-SNAPSHOT_KINDS = ("profiles", "migration", "cohorts")
+SNAPSHOT_KINDS = ("profiles", "migration", "cohorts", "base", "predictions")
+"""Tables a run writes; `base` and `predictions` are intermediate and dropped on success."""
 
 StageCallback = Callable[[str], None]
 
@@ -57,6 +62,7 @@ class RunResult:
     customers: int
     stage_seconds: dict[str, float] = field(default_factory=dict)
     previous_run_id: str | None = None
+    models: ModelReport = field(default_factory=ModelReport)
 
 
 def snapshot_table(kind: str, run_id: str) -> str:
@@ -79,9 +85,14 @@ def run(
 
 
 def ensure_run_tables(con: BaseBackend) -> None:
+    """Create the run tables, or bring an older `_runs` up to RUNS_SCHEMA (new columns null)."""
     existing = set(con.list_tables())
     if RUNS not in existing:
         con.create_table(RUNS, schema=RUNS_SCHEMA)
+    elif con.table(RUNS).schema() != RUNS_SCHEMA:
+        rows = con.table(RUNS).to_pyarrow().to_pylist()
+        data = {name: [row.get(name) for row in rows] for name in RUNS_SCHEMA.names}
+        con.create_table(RUNS, ibis.memtable(data, schema=RUNS_SCHEMA), overwrite=True)
     if CURRENT not in existing:
         con.create_table(CURRENT, schema=CURRENT_SCHEMA)
 
@@ -137,6 +148,7 @@ def _run_locked(
         "finished_at": None,
         "customers": None,
         "stage_seconds": None,
+        "models": None,
         "error": None,
     }
     con.insert(RUNS, ibis.memtable({k: [v] for k, v in row.items()}, schema=RUNS_SCHEMA))
@@ -152,15 +164,32 @@ def _run_locked(
 
     try:
         profiles = snapshot_table("profiles", run_id)
+        base = snapshot_table("base", run_id)
+        predictions = snapshot_table("predictions", run_id)
         stage(
             "profiles",
             lambda: con.create_table(
-                profiles,
+                base,
                 build_profiles(
                     tables, as_of=as_of, scoring=settings.scoring, lifecycle=settings.lifecycle
                 ),
             ),
         )
+        stage("models", lambda: _models(con, tables, settings, as_of, run_id, result))
+        stage(
+            "attach",
+            lambda: con.create_table(
+                profiles,
+                attach_predictions(
+                    con.table(base),
+                    con.table(predictions),
+                    scoring=settings.scoring,
+                    tier_by_clv=result.models.tier_by_clv,
+                ),
+            ),
+        )
+        for kind in ("base", "predictions"):
+            con.drop_table(snapshot_table(kind, run_id), force=True)
         segments = {rule.segment for rule in settings.scoring.scheme_rules()}
         stage("checks", lambda: check_contracts(con.table(profiles), segments=segments))
         stage("migration", lambda: _write_migration(con, run_id, previous))
@@ -187,6 +216,7 @@ def _run_locked(
                 "succeeded",
                 customers=result.customers,
                 stage_seconds=json.dumps(result.stage_seconds),
+                models=json.dumps(asdict(result.models)),
             )
     except Exception as e:
         for kind in SNAPSHOT_KINDS:
@@ -194,6 +224,35 @@ def _run_locked(
         _set_status(con, run_id, "failed", error=str(e)[:2000])
         raise
     return result
+
+
+def model_file(settings: Settings, run_id: str) -> Path:
+    """Fitted models of a run, pickled with their versions next to the warehouse."""
+    return settings.resolve(settings.warehouse.path).parent / "models" / f"{run_id}.pkl"
+
+
+def _models(
+    con: BaseBackend,
+    tables: dict[str, ir.Table],
+    settings: Settings,
+    as_of: date,
+    run_id: str,
+    result: RunResult,
+) -> None:
+    out = snapshot_table("predictions", run_id)
+    if not settings.models.enabled:
+        con.create_table(out, schema=PREDICTION_SCHEMA)
+        result.models = ModelReport(skipped={"all": "models.enabled = false"})
+        return
+    result.models = predict(
+        con,
+        tables,
+        con.table(snapshot_table("base", run_id)),
+        as_of=as_of,
+        settings=settings,
+        out_table=out,
+        model_file=model_file(settings, run_id),
+    )
 
 
 def _latest(orders: ir.Table) -> date:
@@ -268,6 +327,7 @@ def summary(con: BaseBackend, run_id: str) -> dict[str, Any]:
         "rfm_class8": counts("rfm_class8"),
         "lifecycle_stage": counts("lifecycle_stage"),
         "value_tier": counts("value_tier"),
+        "churn_risk": counts("churn_risk"),
         "abc": {
             r["abc_class"]: {"customers": r["customers"], "revenue_share": r["revenue"] / total}
             for r in abc
