@@ -216,13 +216,15 @@ def run_cmd(
         f"run {result.run_id} as of {result.as_of}: {s['customers']:,} customers "
         f"({sum(result.stage_seconds.values()):.1f} s)"
     )
-    for column in ("rfm_segment", "rfm_class8", "lifecycle_stage", "value_tier"):
-        grid = Table(column, "customers", "share")
+    for column in ("rfm_segment", "rfm_class8", "lifecycle_stage", "value_tier", "churn_risk"):
+        clv = s["clv_by_segment"] if column == "rfm_segment" and s["clv_by_segment"] else None
+        grid = Table(column, "customers", "share", *(["CLV total"] if clv else []))
         for name, n in s[column].items():
             shown = f"{label(column, name)} {label(column, name, 'zh')}"
             if name == "(none)":
                 shown = "— (no orders)"
-            grid.add_row(shown, f"{n:,}", f"{n / s['customers']:.1%}")
+            extra = [f"{clv.get(name, 0):,.0f}"] if clv else []
+            grid.add_row(shown, f"{n:,}", f"{n / s['customers']:.1%}", *extra)
         out.print(grid)
     abc = Table("ABC class", "customers", "revenue share")
     for name, v in s["abc"].items():

@@ -328,6 +328,11 @@ def summary(con: BaseBackend, run_id: str) -> dict[str, Any]:
         "lifecycle_stage": counts("lifecycle_stage"),
         "value_tier": counts("value_tier"),
         "churn_risk": counts("churn_risk"),
+        "clv_by_segment": {
+            r["rfm_segment"]: r["clv"]
+            for r in p.group_by("rfm_segment").aggregate(clv=p.clv.sum()).to_pyarrow().to_pylist()
+            if r["clv"] is not None
+        },
         "abc": {
             r["abc_class"]: {"customers": r["customers"], "revenue_share": r["revenue"] / total}
             for r in abc
