@@ -24,6 +24,10 @@ demo: $(VENV)/.installed
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml ingest
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml quality
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml run
+	@$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml users add admin --role admin 2>/dev/null \
+	  || $(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml users reset-password admin
+	@echo "serving on http://127.0.0.1:8000 (JSON API under /api/v1; sign in as admin with the password above)"
+	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml serve --host 127.0.0.1 --port 8000
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
@@ -35,7 +39,12 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -r bench/requirements.txt
 	$(BIN)/python -m bench.run
+
+bench-large: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python -m bench.run --large
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
