@@ -141,3 +141,44 @@ def test_first_order_on_as_of_and_zero_spend_repeaters_are_scored(tmp_path):
     assert np.isfinite(scored).all()
     assert df.loc["newcomer", "p_alive"] == pytest.approx(1.0)
     assert df.loc["zero", "expected_avg_spend"] > 0  # shrunk towards the population mean
+
+
+def test_run_publishes_to_the_store_with_contacts_and_summaries(demo):
+    settings, result, p, _ = demo
+    from sqlalchemy import func, select
+
+    from tierwise.services.serving import opened_store
+    from tierwise.store.models import PublishedProfile, SegmentSummary
+    from tierwise.store.publish import current_run as store_current
+
+    with opened_store(settings) as store, store.read() as session:
+        assert store_current(session).run_id == result.run_id
+        n = session.scalar(select(func.count()).select_from(PublishedProfile))
+        named = session.scalar(select(func.count()).where(PublishedProfile.name.is_not(None)))
+        managed = session.scalar(
+            select(func.count()).where(PublishedProfile.account_manager.is_not(None))
+        )
+        segments = session.scalars(
+            select(SegmentSummary.key).where(SegmentSummary.dimension == "rfm_segment")
+        ).all()
+    assert n == len(p) and named == n and managed == n  # every generated customer has contacts
+    assert set(segments) == set(p.rfm_segment)
+
+
+def test_store_failure_is_reported_and_republish_recovers(tmp_path, monkeypatch):
+    from tierwise.services.run import PublishError, republish
+    from tierwise.services.serving import opened_store
+    from tierwise.store.publish import current_run as store_current
+
+    s = small_project(
+        tmp_path, [(f"c{i}", f"2024-0{1 + i % 6}-1{i % 9}", 5 + i) for i in range(30)]
+    )
+    monkeypatch.setenv("TIERWISE_STORE__URL", f"sqlite:///{tmp_path}/missing/dir/store.db")
+    broken = Settings.load(tmp_path / "tierwise.toml")
+    with pytest.raises(PublishError, match="tierwise publish"):
+        run(broken)
+    warehouse_run = current_run(connect(s))[0]
+    monkeypatch.delenv("TIERWISE_STORE__URL")
+    assert republish(Settings.load(tmp_path / "tierwise.toml")) == warehouse_run
+    with opened_store(s) as store, store.read() as session:
+        assert store_current(session).run_id == warehouse_run

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tierwise.cli.serve import serve
+from tierwise.cli.users import users_app
 from tierwise.core.errors import TierwiseError
 from tierwise.core.settings import CONFIG_NAME, Settings
 from tierwise.core.vocab import label
@@ -291,6 +293,22 @@ def evaluate(
     for row in rows:
         grid.add_row(*row)
     out.print(grid)
+
+
+app.command()(serve)
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+def publish(
+    run_id: Annotated[str | None, typer.Option("--run", help="A run id; default: current.")] = None,
+) -> None:
+    """Publish a finished run to the operational store again (runs publish by themselves)."""
+    from tierwise.services.run import republish
+
+    done = republish(state.settings(), run_id)
+    if not state.quiet:
+        out.print(f"published run {done}")
 
 
 export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=True)

@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from tierwise.core.contracts import TABLES
-from tierwise.core.errors import ContractError, DataError
+from tierwise.core.errors import ContractError, DataError, TierwiseError
 from tierwise.core.settings import Settings
 from tierwise.core.vocab import AbcClass, Class8, Segment, Stage, ValueTier
 from tierwise.engine import build_profiles, cohort_retention, latest_order_date, migration_matrix
@@ -31,6 +31,11 @@ from tierwise.services import warehouse as wh
 from tierwise.services.ingest import new_id
 from tierwise.services.locking import warehouse_lock
 from tierwise.services.predict import ModelReport, predict
+
+
+class PublishError(TierwiseError):
+    """The warehouse run succeeded; the store did not take it."""
+
 
 RUNS = "_runs"
 CURRENT = "_current"
@@ -77,11 +82,40 @@ def config_hash(settings: Settings) -> str:
 def run(
     settings: Settings, *, as_of: date | None = None, on_stage: StageCallback | None = None
 ) -> RunResult:
+    """Compute a snapshot, make it current, then publish it to the operational store."""
+    from tierwise.services.publish import publish
+
     with warehouse_lock(settings.resolve(settings.warehouse.path), "run"):
         con = wh.connect(settings)
         ensure_run_tables(con)
         _recover_interrupted(con)
-        return _run_locked(con, settings, as_of, on_stage)
+        result = _run_locked(con, settings, as_of, on_stage)
+        if on_stage:
+            on_stage("publish")
+        t0 = time.perf_counter()
+        try:
+            publish(settings, con, result.run_id, result.as_of)
+        except Exception as e:
+            raise PublishError(
+                f"run {result.run_id} is current in the warehouse, but publishing it to the "
+                f"store failed ({e}); fix the store and run `tierwise publish`"
+            ) from e
+        result.stage_seconds["publish"] = round(time.perf_counter() - t0, 3)
+        return result
+
+
+def republish(settings: Settings, run_id: str | None = None) -> str:
+    """Publish the current (or a given) successful run again, e.g. after a store outage."""
+    from tierwise.services.export import resolve_run
+    from tierwise.services.publish import publish
+
+    with warehouse_lock(settings.resolve(settings.warehouse.path), "publish"):
+        con = wh.connect(settings)
+        run_id = resolve_run(con, run_id=run_id, as_of=None)
+        runs = con.table(RUNS)
+        as_of = runs.filter(runs.run_id == run_id).as_of.execute().iloc[0]
+        publish(settings, con, run_id, as_of)
+        return run_id
 
 
 def ensure_run_tables(con: BaseBackend) -> None:
@@ -266,9 +300,17 @@ def _latest(orders: ir.Table) -> date:
 def _write_migration(con: BaseBackend, run_id: str, previous: tuple[str, date] | None) -> None:
     after = con.table(snapshot_table("profiles", run_id))
     before = con.table(snapshot_table("profiles", previous[0])) if previous else after.limit(0)
+    columns = ("lifecycle_stage", "rfm_segment", "rfm_class8", "value_tier")
+
+    def classes(t: ir.Table) -> ir.Table:
+        """Customers without a class (class8 without orders) move as "(none)", never null."""
+        return t.mutate(**{c: t[c].fill_null("(none)") for c in columns})
+
     parts = [
-        migration_matrix(before, after, column=column).mutate(dimension=ibis.literal(column))
-        for column in ("lifecycle_stage", "rfm_segment", "rfm_class8", "value_tier")
+        migration_matrix(classes(before), classes(after), column=column).mutate(
+            dimension=ibis.literal(column)
+        )
+        for column in columns
     ]
     con.create_table(snapshot_table("migration", run_id), ibis.union(*parts))
 

@@ -1,0 +1,110 @@
+"""Publish a warehouse snapshot into the operational store, where the API and dashboard read.
+
+The warehouse snapshot holds no contact data; publishing joins each customer's latest name,
+phone, email, consent and account manager from `customers`, so erasure has one place to
+clean in the store and the raw table in the warehouse. The store switches to the new run in
+one transaction: readers see the old run or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow.parquet as pq
+from ibis.backends import BaseBackend
+
+from tierwise.core.settings import Settings
+from tierwise.engine.staging import customers_at
+from tierwise.services.run import snapshot_table
+from tierwise.services.serving import opened_store
+from tierwise.store.publish import PublishResult, publish_run
+
+CONTACT_COLUMNS = (
+    "name", "phone", "email", "consent_marketing", "account_manager", "region", "city",
+    "gender", "age_band", "acquisition_channel",
+)  # fmt: skip
+MIGRATION_KEYS = ("dimension", "from_value", "to_value", "customers", "rate")
+COHORT_KEYS = ("cohort_month", "month_offset", "cohort_size", "active_customers", "retention")
+SUMMARY_DIMENSIONS = ("rfm_segment", "rfm_class8", "abc_class", "value_tier", "lifecycle_stage",
+                      "churn_risk")  # fmt: skip
+
+
+def published_rows(con: BaseBackend, run_id: str, as_of: date) -> ir.Table:
+    """The snapshot with each customer's contact and ownership fields (null when unknown)."""
+    profiles = con.table(snapshot_table("profiles", run_id))
+    if "customers" not in con.list_tables():
+        return profiles.mutate(**{c: ibis.null("string") for c in CONTACT_COLUMNS})
+    contacts = customers_at(con.table("customers"), as_of)
+    contacts = contacts.select(
+        _cid=contacts.customer_id, **{c: contacts[c] for c in CONTACT_COLUMNS}
+    )
+    joined = profiles.left_join(contacts, profiles.customer_id == contacts._cid)
+    return joined.drop("_cid")
+
+
+def segment_summaries(profiles: ir.Table) -> list[dict[str, Any]]:
+    """Customers, revenue, revenue share and mean/total CLV per class of each dimension."""
+    total = profiles.revenue.sum().execute() or 0.0
+    rows: list[dict[str, Any]] = []
+    for dimension in SUMMARY_DIMENSIONS:
+        g = profiles.group_by(key=profiles[dimension].fill_null("(none)")).aggregate(
+            customers=profiles.count(),
+            revenue=profiles.revenue.sum(),
+            clv_total=profiles.clv.sum(),
+            clv_mean=profiles.clv.mean(),
+            profit=profiles.profit.sum(),
+        )
+        for r in g.to_pyarrow().to_pylist():
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "key": r["key"],
+                    "customers": r["customers"],
+                    "revenue": r["revenue"],
+                    "share": (r["revenue"] / total) if total else None,
+                    "metrics": {k: r[k] for k in ("clv_total", "clv_mean", "profit")},
+                }
+            )
+    return rows
+
+
+def publish(settings: Settings, con: BaseBackend, run_id: str, as_of: date) -> PublishResult:
+    profiles = con.table(snapshot_table("profiles", run_id))
+    migrations = con.table(snapshot_table("migration", run_id)).to_pyarrow().to_pylist()
+    cohorts = con.table(snapshot_table("cohorts", run_id)).to_pyarrow().to_pylist()
+    summaries = segment_summaries(profiles)
+    # Spooled to Parquet and read back in batches: bounded memory, and the warehouse
+    # connection is free again before the store is written.
+    with tempfile.TemporaryDirectory(prefix="tierwise-publish-") as tmp:
+        spool = Path(tmp) / "profiles.parquet"
+        published_rows(con, run_id, as_of).to_parquet(spool)
+        with opened_store(settings) as store:
+            return publish_run(
+                store.write,
+                run_id,
+                as_of,
+                pq.ParquetFile(spool).iter_batches(batch_size=10_000),
+                summaries=summaries,
+                migrations=[
+                    {k: r[k] for k in ("dimension", "from_value", "to_value", "customers", "rate")}
+                    for r in migrations
+                ],
+                cohorts=[
+                    {
+                        k: r[k]
+                        for k in (
+                            "cohort_month",
+                            "month_offset",
+                            "cohort_size",
+                            "active_customers",
+                            "retention",
+                        )
+                    }
+                    for r in cohorts
+                ],
+            )
