@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tierwise.api import auth, customers
+from tierwise.api import auth, customers, exports, operations
 from tierwise.api.schemas import Health
 from tierwise.core.errors import (
     AuthError,
@@ -29,6 +29,7 @@ from tierwise.core.errors import (
     TierwiseError,
 )
 from tierwise.core.settings import Settings
+from tierwise.services.jobs import RunJobs
 from tierwise.services.serving import open_store
 
 PREFIX = "/api/v1"
@@ -91,6 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings)
         app.state.store = store
+        app.state.settings = settings
+        app.state.run_jobs = RunJobs()
         try:
             yield
         finally:
@@ -119,5 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(auth.public)
     api.include_router(auth.router)
     api.include_router(customers.router)
+    api.include_router(operations.router)
+    api.include_router(exports.router)
     app.include_router(api)
     return app

@@ -20,6 +20,7 @@ from tierwise.api.schemas import (
     UserPublic,
 )
 from tierwise.core.errors import AuthError
+from tierwise.core.settings import Settings
 from tierwise.services import serving
 from tierwise.services.access import Principal, permissions
 from tierwise.services.serving import Store
@@ -42,6 +43,14 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def current_user(

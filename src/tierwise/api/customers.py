@@ -27,7 +27,7 @@ from tierwise.services import serving
 router = APIRouter(responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
 
 
-def _filter(query: CustomerFilterQuery) -> serving.CustomerFilter:
+def customer_filter(query: CustomerFilterQuery) -> serving.CustomerFilter:
     return serving.CustomerFilter(
         segment=query.segment,
         class8=query.class8,
@@ -47,7 +47,7 @@ def list_customers(
     page = serving.list_customers(
         store,
         user,
-        _filter(query),
+        customer_filter(query),
         sort=query.sort,
         descending=query.order == "desc",
         page=query.page,
@@ -61,7 +61,9 @@ def count_customers(
     query: Annotated[CustomerFilterQuery, Query()], user: UserDep, store: StoreDep
 ) -> CustomerCount:
     """How many of the caller's customers match the filters."""
-    return CustomerCount.model_validate(serving.count_customers(store, user, _filter(query)))
+    return CustomerCount.model_validate(
+        serving.count_customers(store, user, customer_filter(query))
+    )
 
 
 @router.get("/customers/{customer_id}", tags=["customers"], responses={404: {"model": ErrorOut}})

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tierwise.core.vocab import AbcClass, ChurnRisk, Class8, Stage, ValueTier
-from tierwise.services.serving import SortKey
+from tierwise.services.serving import MigrationDimension, SortKey
 
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 """No control characters; also rejects strings that are not valid Unicode."""
@@ -178,3 +178,67 @@ class RunPublic(Output):
     published_at: datetime | None
     customers: int
     is_current: bool
+
+
+class RunJobPublic(Output):
+    """A run started through the API; poll it until `status` is no longer `running`."""
+
+    job_id: str
+    started_by: str
+    started_at: datetime
+    status: Literal["running", "succeeded", "failed"]
+    finished_at: datetime | None
+    run_id: str | None = Field(description="The run's id once it succeeded.")
+    error: str | None
+
+
+# --- run-level aggregates and data quality ------------------------------------------------
+
+
+class MigrationQuery(Input):
+    dimension: MigrationDimension = "lifecycle_stage"
+
+
+class MigrationRow(Output):
+    from_value: str = Field(description='"(none)" for customers without a value.')
+    to_value: str
+    customers: int
+    rate: float | None
+
+
+class MigrationTable(Output):
+    """Counted over every customer of the run: not narrowed to the caller's scope."""
+
+    run_id: str | None
+    dimension: str
+    rows: list[MigrationRow]
+
+
+class CohortRow(Output):
+    cohort_month: date
+    month_offset: int
+    cohort_size: int
+    active_customers: int
+    retention: float | None
+
+
+class CohortTable(Output):
+    """Counted over every customer of the run: not narrowed to the caller's scope."""
+
+    run_id: str | None
+    rows: list[CohortRow]
+
+
+class QualityPublic(Output):
+    report: dict[str, Any] | None = Field(description="The last ingest's report; null before any.")
+
+
+# --- exports ------------------------------------------------------------------------------
+
+
+class CustomerExportQuery(CustomerFilterQuery):
+    format: Literal["csv", "xlsx"] = "csv"
+    purpose: Literal["analysis", "marketing"] = Field(
+        "analysis",
+        description="marketing: only customers who consented and are neither opted out nor erased.",
+    )

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tierwise.cli.audit import audit_app
+from tierwise.cli.exports import export_customers
 from tierwise.cli.serve import serve
 from tierwise.cli.users import users_app
 from tierwise.core.errors import TierwiseError
@@ -313,6 +315,8 @@ def publish(
 
 export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+export_app.command("customers")(export_customers)
+app.add_typer(audit_app, name="audit")
 
 
 @export_app.command("profiles")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, false, select
 
+from tierwise.core.errors import PermissionDeniedError
 from tierwise.store.audit import PII_KEY_PARTS
 from tierwise.store.models import PublishedProfile, PublishedRun, Role, RunStatus, User
 from tierwise.store.publish import current_profiles
@@ -64,6 +65,16 @@ def permissions(viewer: Viewer) -> frozenset[str]:
 
 def can(viewer: Viewer, permission: str) -> bool:
     return permission in permissions(viewer)
+
+
+OPERATOR_ROLES = frozenset({Role.ADMIN.value, Role.ANALYST.value})
+"""Roles that see every customer may also start runs and read the data-quality report."""
+
+
+def require_operator(viewer: Viewer, action: str) -> None:
+    """Refuse `action` to managers, agents and unknown roles (PermissionDeniedError)."""
+    if viewer.role not in OPERATOR_ROLES:
+        raise PermissionDeniedError(f"role {viewer.role!r} may not {action}")
 
 
 def _visible(viewer: Viewer) -> ColumnElement[bool] | None:

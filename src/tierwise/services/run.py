@@ -83,25 +83,33 @@ def run(
     settings: Settings, *, as_of: date | None = None, on_stage: StageCallback | None = None
 ) -> RunResult:
     """Compute a snapshot, make it current, then publish it to the operational store."""
+    with warehouse_lock(settings.resolve(settings.warehouse.path), "run"):
+        return run_holding_lock(settings, as_of=as_of, on_stage=on_stage)
+
+
+def run_holding_lock(
+    settings: Settings, *, as_of: date | None = None, on_stage: StageCallback | None = None
+) -> RunResult:
+    """`run` for a caller that already holds the warehouse lock, e.g. one that took it before
+    handing the run to a background thread, so a busy warehouse is refused up front."""
     from tierwise.services.publish import publish
 
-    with warehouse_lock(settings.resolve(settings.warehouse.path), "run"):
-        con = wh.connect(settings)
-        ensure_run_tables(con)
-        _recover_interrupted(con)
-        result = _run_locked(con, settings, as_of, on_stage)
-        if on_stage:
-            on_stage("publish")
-        t0 = time.perf_counter()
-        try:
-            publish(settings, con, result.run_id, result.as_of)
-        except Exception as e:
-            raise PublishError(
-                f"run {result.run_id} is current in the warehouse, but publishing it to the "
-                f"store failed ({e}); fix the store and run `tierwise publish`"
-            ) from e
-        result.stage_seconds["publish"] = round(time.perf_counter() - t0, 3)
-        return result
+    con = wh.connect(settings)
+    ensure_run_tables(con)
+    _recover_interrupted(con)
+    result = _run_locked(con, settings, as_of, on_stage)
+    if on_stage:
+        on_stage("publish")
+    t0 = time.perf_counter()
+    try:
+        publish(settings, con, result.run_id, result.as_of)
+    except Exception as e:
+        raise PublishError(
+            f"run {result.run_id} is current in the warehouse, but publishing it to the "
+            f"store failed ({e}); fix the store and run `tierwise publish`"
+        ) from e
+    result.stage_seconds["publish"] = round(time.perf_counter() - t0, 3)
+    return result
 
 
 def republish(settings: Settings, run_id: str | None = None) -> str:

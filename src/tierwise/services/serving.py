@@ -25,17 +25,22 @@ from tierwise.services.access import (
     Viewer,
     can,
     for_viewer,
+    require_operator,
     scope,
 )
+from tierwise.services.quality import latest_report
+from tierwise.services.warehouse import connect
 from tierwise.store import users as store_users
-from tierwise.store.audit import audit
+from tierwise.store.audit import audit, verify_chain
 from tierwise.store.db import make_engine, session_factory, upgrade
 from tierwise.store.models import (
     ApiToken,
+    CohortRetention,
     PublishedProfile,
     PublishedRun,
     Role,
     RunStatus,
+    SegmentMigration,
     User,
 )
 from tierwise.store.publish import current_run
@@ -218,6 +223,12 @@ def disable_user(store: Store, username: str) -> None:
         store_users.disable_user(session, _operator(), username)
 
 
+def verify_audit(store: Store) -> int | None:
+    """The id of the first audit row that was edited, inserted or follows a deleted one."""
+    with store.read() as session:
+        return verify_chain(session)
+
+
 # --- customers -----------------------------------------------------------------------------
 
 SortKey = Literal["revenue", "orders", "recency_days", "clv", "churn_probability", "customer_id"]
@@ -273,7 +284,8 @@ _FILTER_COLUMNS = {
 }
 
 
-def _filtered(viewer: Viewer, run_id: str, where: CustomerFilter) -> Select[PublishedProfile]:
+def filtered(viewer: Viewer, run_id: str, where: CustomerFilter) -> Select[PublishedProfile]:
+    """`scope(viewer)` narrowed by `where`: what lists, counts and exports read."""
     query = scope(viewer, run_id=run_id)
     for name, column in _FILTER_COLUMNS.items():
         value = getattr(where, name)
@@ -318,7 +330,7 @@ def list_customers(
         run = current_run(session)
         if run is None:
             return CustomerPage(None, [], 0, page, page_size)
-        query = _filtered(viewer, run.run_id, where)
+        query = filtered(viewer, run.run_id, where)
         total = _count(session, query)
         column = getattr(PublishedProfile, sort)
         order = (column.desc() if descending else column.asc()).nulls_last()
@@ -343,7 +355,7 @@ def count_customers(store: Store, viewer: Viewer, where: CustomerFilter) -> Cust
         run = current_run(session)
         if run is None:
             return CustomerCount(None, 0)
-        return CustomerCount(run.run_id, _count(session, _filtered(viewer, run.run_id, where)))
+        return CustomerCount(run.run_id, _count(session, filtered(viewer, run.run_id, where)))
 
 
 @dataclass(frozen=True)
@@ -463,3 +475,91 @@ def list_runs(store: Store) -> list[RunInfo]:
             RunInfo(r.run_id, r.as_of, r.status, r.published_at, r.customers, r.is_current)
             for r in runs
         ]
+
+
+# --- run-level aggregates --------------------------------------------------------------------
+# Migration and cohort tables are counts the run computed over every customer; they hold no
+# customer rows and cannot be narrowed to a viewer's scope, so every signed-in user sees them.
+
+MigrationDimension = Literal["lifecycle_stage", "rfm_segment", "rfm_class8", "value_tier"]
+
+
+@dataclass(frozen=True)
+class MigrationRow:
+    from_value: str
+    to_value: str
+    customers: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class MigrationTable:
+    run_id: str | None
+    dimension: str
+    rows: list[MigrationRow]
+
+
+def migration(store: Store, dimension: MigrationDimension) -> MigrationTable:
+    """Customers moving between values of `dimension` since the previous run (run-level)."""
+    with store.read() as session:
+        run = current_run(session)
+        if run is None:
+            return MigrationTable(None, dimension, [])
+        rows = session.scalars(
+            select(SegmentMigration)
+            .where(SegmentMigration.run_id == run.run_id, SegmentMigration.dimension == dimension)
+            .order_by(SegmentMigration.from_value, SegmentMigration.to_value)
+        ).all()
+        return MigrationTable(
+            run.run_id,
+            dimension,
+            [MigrationRow(r.from_value, r.to_value, r.customers, r.rate) for r in rows],
+        )
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    cohort_month: date
+    month_offset: int
+    cohort_size: int
+    active_customers: int
+    retention: float | None
+
+
+@dataclass(frozen=True)
+class CohortTable:
+    run_id: str | None
+    rows: list[CohortRow]
+
+
+def cohorts(store: Store) -> CohortTable:
+    """Retention of each first-order-month cohort in the current run (run-level)."""
+    with store.read() as session:
+        run = current_run(session)
+        if run is None:
+            return CohortTable(None, [])
+        rows = session.scalars(
+            select(CohortRetention)
+            .where(CohortRetention.run_id == run.run_id)
+            .order_by(CohortRetention.cohort_month, CohortRetention.month_offset)
+        ).all()
+        return CohortTable(
+            run.run_id,
+            [
+                CohortRow(
+                    r.cohort_month, r.month_offset, r.cohort_size, r.active_customers, r.retention
+                )
+                for r in rows
+            ],
+        )
+
+
+def quality(settings: Settings, viewer: Viewer) -> dict[str, Any] | None:
+    """The data-quality report saved by the last ingest (None before any), for operators only:
+    it describes every table, not the viewer's customers."""
+    require_operator(viewer, "read the data-quality report")
+    con = connect(settings)
+    try:
+        return latest_report(con)
+    finally:
+        con.disconnect()
