@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -211,3 +213,20 @@ def now() -> float:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cli(
+    name: str,
+    doc: str | None,
+    bench: Callable[[int, int], dict],
+    table: Callable[[list[dict]], str],
+) -> None:
+    """The command line every per-benchmark module shares: sizes, repeats, write the results."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--customers", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    results = [bench(c, args.repeats) for c in args.customers]
+    md = table(results)
+    print(md)
+    print("written:", write_results(name, results, md))

@@ -13,7 +13,6 @@ RSS. Every timed run is a full `tierwise run` (models, publish to a store of its
 
 from __future__ import annotations
 
-import argparse
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench import datasets
-from bench.common import alternate, child, span, summarise, write_results
+from bench.common import alternate, child, cli, span, summarise
 
 PANDAS_MAX_LINES = 20_000_000
 """pandas holds every order line in memory; above this it is left out (see the README)."""
@@ -299,14 +298,7 @@ def table(results: list[dict[str, object]]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--customers", type=int, nargs="+", default=[100_000])
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    results = [bench(c, args.repeats) for c in args.customers]
-    md = table(results)
-    print(md)
-    print("written:", write_results("engine", results, md))
+    cli("engine", __doc__, bench, table)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ a fresh process (library imports and data loading untimed), contenders alternati
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench import datasets
-from bench.common import alternate, child, span, summarise, write_results
+from bench.common import alternate, child, cli, span, summarise
 
 UNIT_DAYS = 7.0
 LL_TOLERANCE = 1e-3
@@ -287,14 +286,7 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--customers", type=int, nargs="+", default=[100_000])
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    results = [bench(c, args.repeats) for c in args.customers]
-    md = table(results)
-    print(md)
-    print("written:", write_results("models", results, md))
+    cli("models", __doc__, bench, table)
 
 
 if __name__ == "__main__":
