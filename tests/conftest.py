@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import ibis
@@ -50,3 +52,56 @@ def con(request, tmp_path):
         c.disconnect()
     else:
         yield request.getfixturevalue("spark_con")
+
+
+class PostgresDatabases:
+    """Creates uniquely named databases through one AUTOCOMMIT admin engine; every database it
+    created is dropped when the session ends."""
+
+    def __init__(self, url: str) -> None:
+        from tierwise.store.db import make_engine
+
+        self.url = url
+        self.admin = make_engine(url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def create(self, *, template: str | None = None) -> str:
+        from sqlalchemy import text
+
+        name = f"tw_test_{uuid.uuid4().hex[:12]}"
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+        self.created.append(name)
+        return name
+
+    def url_of(self, name: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if name in self.created:
+            self.created.remove(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """The PostgreSQL server of TIERWISE_TEST_POSTGRES_URL (CI starts one), or unavailable."""
+    url = os.environ.get("TIERWISE_TEST_POSTGRES_URL")
+    if not url:
+        unavailable("postgres", "TIERWISE_TEST_POSTGRES_URL not set")
+    try:
+        databases = PostgresDatabases(url)
+        with databases.admin.connect():
+            pass
+    except Exception as exc:  # a server that is down is "unavailable", not a test failure
+        unavailable("postgres", f"cannot connect to the test server: {exc}")
+    yield databases
+    for name in list(databases.created):
+        databases.drop(name)
+    databases.admin.dispose()
