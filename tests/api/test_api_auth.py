@@ -131,6 +131,7 @@ def test_login_is_throttled_after_repeated_failures(world: World):
     r = client.post(f"{API}/auth/login", json={"username": "locked-out", "password": PASSWORD})
     assert r.status_code == 429
     assert "try again" in r.json()["detail"]
+    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
     # the address is blocked, for other users too; the user is blocked from other addresses
     assert (
         client.post(f"{API}/auth/login", json={"username": "ag3", "password": PASSWORD}).status_code
@@ -169,6 +170,30 @@ def test_created_token_authenticates_once_shown(world: World):
     assert token["token"].startswith(token["prefix"]) and token["name"] == "script"
     me = client.get(f"{API}/me", headers={"Authorization": f"Bearer {token['token']}"})
     assert me.json()["username"] == "ag1"
+
+
+def test_tokens_are_listed_without_secrets_and_revoked_by_their_owner_only(world: World):
+    client = TestClient(world.app)
+    made = client.post(f"{API}/auth/tokens", json={"name": "cron"}, headers=world.bearer("ag2"))
+    token = made.json()
+    bearer = {"Authorization": f"Bearer {token['token']}"}
+    listed = client.get(f"{API}/auth/tokens", headers=world.bearer("ag2")).json()
+    mine = [t for t in listed if t["id"] == token["id"]]
+    assert mine and mine[0]["revoked_at"] is None and "token" not in mine[0]
+    assert all(
+        t["id"] != token["id"]
+        for t in client.get(f"{API}/auth/tokens", headers=world.bearer("ag3")).json()
+    )
+    url = f"{API}/auth/tokens/{token['id']}"
+    assert client.delete(url, headers=world.bearer("ag3")).status_code == 404  # not theirs
+    assert client.delete(url, headers=world.bearer("root")).status_code == 404
+    assert client.get(f"{API}/me", headers=bearer).status_code == 200
+    revoked = client.delete(url, headers=world.bearer("ag2"))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert client.get(f"{API}/me", headers=bearer).status_code == 401
+    assert (
+        client.delete(f"{API}/auth/tokens/999999", headers=world.bearer("ag2")).status_code == 404
+    )
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,9 @@ def status_for(error: TierwiseError) -> int:
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TierwiseError)  # registered for TierwiseError only
     code = status_for(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else {}
+    if isinstance(exc, ThrottledError):
+        headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from tierwise.api.schemas import (
@@ -17,6 +17,7 @@ from tierwise.api.schemas import (
     LoginPublic,
     TokenCreate,
     TokenCreated,
+    TokenListed,
     UserPublic,
 )
 from tierwise.core.errors import AuthError
@@ -152,6 +153,20 @@ def create_token(body: TokenCreate, user: UserDep, store: StoreDep) -> TokenCrea
     """A personal API token with the caller's rights; the secret is shown only here."""
     token = serving.create_api_token(store, user, body.name, body.ttl_days)
     return TokenCreated.model_validate(token)
+
+
+@router.get("/auth/tokens")
+def list_tokens(user: UserDep, store: StoreDep) -> list[TokenListed]:
+    """The caller's API tokens (never their secrets), revoked ones included."""
+    return [TokenListed.model_validate(t) for t in serving.list_api_tokens(store, user)]
+
+
+@router.delete("/auth/tokens/{token_id}", responses={404: {"model": ErrorOut}})
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], user: UserDep, store: StoreDep
+) -> TokenListed:
+    """Revoke one of the caller's tokens at once; others' tokens answer 404."""
+    return TokenListed.model_validate(serving.revoke_api_token(store, user, token_id))
 
 
 @router.get("/me")

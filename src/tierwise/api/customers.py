@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from tierwise.api.auth import StoreDep, UserDep, current_user
+from tierwise.api.auth import SettingsDep, StoreDep, UserDep, current_user
 from tierwise.api.schemas import (
     PLAIN_TEXT,
     CustomerCount,
@@ -18,11 +18,12 @@ from tierwise.api.schemas import (
     CustomerFilterQuery,
     CustomerPage,
     CustomerQuery,
+    ErasureReceipt,
     ErrorOut,
     RunPublic,
     SegmentTable,
 )
-from tierwise.services import serving
+from tierwise.services import erase, serving
 
 router = APIRouter(responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
 
@@ -74,6 +75,17 @@ def get_customer(
 ) -> CustomerDetail:
     """The whole profile of one customer; customers outside the caller's scope are 404."""
     return CustomerDetail.model_validate(serving.customer_detail(store, user, customer_id))
+
+
+@router.delete("/customers/{customer_id}", tags=["customers"], responses={404: {"model": ErrorOut}})
+def erase_customer(
+    customer_id: Annotated[str, Path(min_length=1, max_length=128, pattern=PLAIN_TEXT)],
+    user: UserDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> ErasureReceipt:
+    """Erase the person everywhere, for good (admin); returns the receipt."""
+    return ErasureReceipt.model_validate(erase.forget_as(settings, store, user, customer_id))
 
 
 @router.get("/segments", tags=["segments"])

@@ -84,6 +84,11 @@ class TokenPublic(TokenBase, Output):
     expires_at: datetime | None
 
 
+class TokenListed(TokenPublic):
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
 class TokenCreated(TokenPublic):
     token: str = Field(description="The secret, shown only in this response.")
 
@@ -152,6 +157,18 @@ class CustomerDetail(Output):
     run_id: str
     as_of: date
     profile: dict[str, Any] = Field(description="Every published field; personal data masked.")
+
+
+class ErasureReceipt(Output):
+    customer_id: str
+    subject: str = Field(
+        description="sha256 of the id, as the audit log and suppression list keep it."
+    )
+    erased_at: datetime
+    store_rows: dict[str, int] = Field(description="Rows deleted per store table.")
+    warehouse_rows: dict[str, int] = Field(description="Rows deleted per warehouse table.")
+    redacted_rejects: int = Field(description="Reject lines whose raw text was blanked.")
+    suppressed_contacts: int = Field(description="Phones and e-mails put on the suppression list.")
 
 
 # --- segments and runs --------------------------------------------------------------------

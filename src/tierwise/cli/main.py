@@ -16,6 +16,7 @@ from rich.table import Table
 
 from tierwise.cli.audit import audit_app
 from tierwise.cli.exports import export_customers
+from tierwise.cli.forget import forget
 from tierwise.cli.serve import serve
 from tierwise.cli.users import users_app
 from tierwise.core.errors import TierwiseError
@@ -317,6 +318,7 @@ export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=T
 app.add_typer(export_app, name="export")
 export_app.command("customers")(export_customers)
 app.add_typer(audit_app, name="audit")
+app.command()(forget)
 
 
 @export_app.command("profiles")

@@ -42,6 +42,10 @@ class AuthError(TierwiseError):
 class ThrottledError(AuthError):
     """Too many failed sign-ins for a username or address; refused until the window passes."""
 
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class PermissionDeniedError(TierwiseError):
     """The signed-in user's role does not allow the action."""

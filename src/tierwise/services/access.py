@@ -22,8 +22,11 @@ from tierwise.store.publish import current_profiles
 PII_READ = "pii:read"
 """See names, phones and e-mails unmasked."""
 
+ERASE = "customers:erase"
+"""Erase a person everywhere (right to erasure)."""
+
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.ADMIN.value: frozenset({PII_READ}),
+    Role.ADMIN.value: frozenset({PII_READ, ERASE}),
     Role.ANALYST.value: frozenset(),
     Role.MANAGER.value: frozenset(),
     Role.AGENT.value: frozenset(),

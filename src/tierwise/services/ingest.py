@@ -20,12 +20,14 @@ from functools import partial
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 from ibis.backends import BaseBackend
 
 from tierwise.core.contracts import ATTRIBUTES, TABLES, TableContract
 from tierwise.core.errors import SourceError
 from tierwise.core.settings import Settings, SourceSettings
 from tierwise.services import warehouse as wh
+from tierwise.services.erase import ERASED_SUBJECT, ErasedSubjects, erased_subjects
 from tierwise.services.locking import warehouse_lock
 from tierwise.services.meta import (
     LEDGER,
@@ -101,6 +103,7 @@ def ingest(
     files: list[FileReport] = []
     path = settings.resolve(settings.warehouse.path)
     with warehouse_lock(path, "ingest"):
+        erased = erased_subjects(settings)
         con = wh.connect(settings)
         ensure_meta_tables(con)
         for name in wanted:
@@ -111,7 +114,9 @@ def ingest(
                 files.append(FileReport(name, str(src.path or src.table), "failed", message=str(e)))
                 continue
             for opener in opened:
-                files.append(_ingest_one(con, settings, name, src, opener, batch_id, progress))
+                files.append(
+                    _ingest_one(con, settings, name, src, opener, batch_id, erased, progress)
+                )
         save_report(con, batch_id, quality_report(con))
     return IngestReport(batch_id, files)
 
@@ -130,6 +135,7 @@ def _ingest_one(
     src: SourceSettings,
     opener: Callable[[], OpenedSource],
     batch_id: str,
+    erased: ErasedSubjects,
     progress: Progress | None,
 ) -> FileReport:
     started = datetime.now(UTC).replace(tzinfo=None)
@@ -150,7 +156,9 @@ def _ingest_one(
         stage = f"_stage_{ingest_id}"
         try:
             mapping = _mapping(opened, TABLES[name], src)
-            rejects = _stage(con, stage, opened, TABLES[name], mapping, settings, report, progress)
+            rejects = _stage(
+                con, stage, opened, TABLES[name], mapping, settings, erased, report, progress
+            )
             ledger = lambda: _write_ledger(con, report, batch_id, started, t0)  # noqa: E731
             _commit(con, stage, TABLES[name], report, rejects, ledger)
             return report
@@ -198,7 +206,7 @@ class _Rejects:
     columns: list[str | None] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     values: list[str | None] = field(default_factory=list)
-    raw: list[str] = field(default_factory=list)
+    raw: list[str | None] = field(default_factory=list)
 
 
 def _stage(
@@ -208,6 +216,7 @@ def _stage(
     contract: TableContract,
     mapping: dict[str, str],
     settings: Settings,
+    erased: ErasedSubjects,
     report: FileReport,
     progress: Progress | None,
 ) -> _Rejects:
@@ -236,11 +245,12 @@ def _stage(
         rejects.reasons += parsed.rejected_reasons
         rejects.values += parsed.rejected_values
         rejects.raw += parsed.rejected_raw
-        n = len(parsed.accepted)
-        accepted = parsed.accepted.append_column(
-            "_source", pa.array([opened.name] * n, pa.string())
-        )
-        accepted = accepted.append_column("_line", parsed.accepted_lines)
+        accepted, lines = parsed.accepted, parsed.accepted_lines
+        if erased:
+            accepted, lines = _reject_erased(accepted, lines, erased, rejects)
+        n = len(accepted)
+        accepted = accepted.append_column("_source", pa.array([opened.name] * n, pa.string()))
+        accepted = accepted.append_column("_line", lines)
         accepted = accepted.append_column(
             "_ingest_id", pa.array([report.ingest_id] * n, pa.string())
         )
@@ -254,6 +264,23 @@ def _stage(
     if not created:
         raise SourceError(f"{opened.name}: no data rows after the header")
     return rejects
+
+
+def _reject_erased(
+    accepted: pa.Table, lines: pa.Array, erased: ErasedSubjects, rejects: _Rejects
+) -> tuple[pa.Table, pa.Array]:
+    """Rows of erased people are rejected without keeping their text (that is the point)."""
+    mask, columns = erased.matches(accepted)
+    hit_lines = lines.filter(mask).to_pylist()
+    if not hit_lines:
+        return accepted, lines
+    rejects.lines += hit_lines
+    rejects.columns += [c for c, hit in zip(columns, mask.to_pylist(), strict=True) if hit]
+    rejects.reasons += [ERASED_SUBJECT] * len(hit_lines)
+    rejects.values += [None] * len(hit_lines)
+    rejects.raw += [None] * len(hit_lines)
+    keep = pc.invert(mask)
+    return accepted.filter(keep), lines.filter(keep)
 
 
 def _row_key(t: ir.Table, contract: TableContract) -> ir.StringValue:

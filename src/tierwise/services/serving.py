@@ -44,7 +44,7 @@ from tierwise.store.models import (
     User,
 )
 from tierwise.store.publish import current_run
-from tierwise.store.tokens import create_token, hash_secret, user_for_token
+from tierwise.store.tokens import create_token, hash_secret, revoke_token, user_for_token
 from tierwise.store.web_sessions import (
     check_csrf,
     create_web_session,
@@ -159,6 +159,47 @@ def create_api_token(store: Store, viewer: Principal, name: str, ttl_days: int |
             select(ApiToken).where(ApiToken.token_hash == hash_secret(secret))
         ).one()
         return NewToken(row.id, row.name, secret, row.prefix, row.created_at, row.expires_at)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiToken) -> TokenInfo:
+        return cls(
+            row.id,
+            row.name,
+            row.prefix,
+            row.created_at,
+            row.last_used_at,
+            row.expires_at,
+            row.revoked_at,
+        )
+
+
+def list_api_tokens(store: Store, viewer: Principal) -> list[TokenInfo]:
+    """The caller's own tokens, revoked and expired ones included (secrets are never kept)."""
+    with store.read() as session:
+        rows = session.scalars(
+            select(ApiToken).where(ApiToken.user_id == viewer.id).order_by(ApiToken.id)
+        )
+        return [TokenInfo.of(row) for row in rows]
+
+
+def revoke_api_token(store: Store, viewer: Principal, token_id: int) -> TokenInfo:
+    """Revoke one of the caller's tokens; anyone else's answers like a missing one."""
+    with store.write.begin() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None or row.user_id != viewer.id:
+            raise NotFoundError(f"no API token {token_id}")
+        return TokenInfo.of(revoke_token(session, token_id, actor=viewer.username))
 
 
 # --- users, for the CLI --------------------------------------------------------------------

@@ -119,9 +119,11 @@ def is_suppressed(session: Session, kind: str, value: str) -> bool:
     return session.get(Suppression, key) is not None
 
 
-def suppressed_hashes(session: Session, kind: str) -> set[str]:
-    """Every suppressed hash of one kind, for filtering exports and task lists in bulk."""
+def suppressed_hashes(session: Session, kind: str, *, reason: str | None = None) -> set[str]:
+    """Every suppressed hash of one kind (and reason), for filtering rows in bulk."""
     query = select(Suppression.subject_hash).where(Suppression.kind == SubjectKind(kind).value)
+    if reason is not None:
+        query = query.where(Suppression.reason == SuppressionReason(reason).value)
     return set(session.scalars(query))
 
 

@@ -6,6 +6,7 @@ error is raised: a caller that rolls back on the exception must not erase the tr
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import unicodedata
@@ -190,8 +191,11 @@ def authenticate(
     if until is not None:
         audit(session, name, "login_failed", name, ip=ip, why="throttled", at=now)
         session.commit()
-        minutes = max(1, int((until - now).total_seconds() + 59) // 60)
-        raise ThrottledError(f"too many failed sign-ins; try again in {minutes} minute(s)")
+        seconds = max(1, math.ceil((until - now).total_seconds()))
+        raise ThrottledError(
+            f"too many failed sign-ins; try again in {math.ceil(seconds / 60)} minute(s)",
+            retry_after_s=seconds,
+        )
     user = session.scalar(select(User).where(User.username == name))
     verified = _verify(hasher, user.password_hash if user else None, password)
     ok = verified and user is not None and not user.disabled
