@@ -97,11 +97,18 @@ def generated(customers: int, *, lines_per_customer: int = LINES_PER_GENERATED_C
     return root
 
 
-def fresh_warehouse(root: Path) -> Path:
-    """Replace the working warehouse by a copy of the pristine one; returns tierwise.toml."""
+def fresh_warehouse(root: Path, *, consume: bool = False) -> Path:
+    """Replace the working warehouse by a copy of the pristine one; returns tierwise.toml.
+
+    `consume` moves the pristine file instead (the 100M-line set: two copies and the store do
+    not fit on the disk); the next use then ingests again from the cached generator files.
+    """
     for leftover in ("warehouse.duckdb", "warehouse.duckdb.wal", "store.db"):
         (root / leftover).unlink(missing_ok=True)
-    shutil.copyfile(root / "ingested.duckdb", root / "warehouse.duckdb")
+    if consume:
+        (root / "ingested.duckdb").rename(root / "warehouse.duckdb")
+    else:
+        shutil.copyfile(root / "ingested.duckdb", root / "warehouse.duckdb")
     return root / "tierwise.toml"
 
 

@@ -38,14 +38,20 @@ PROFILES: dict[str, dict[str, dict]] = {
         "models": {"customers": [100_000, 1_000_000], "repeats": 3},
     },
     "large": {
-        "engine": {"sizes": [(5_000_000, 20, 1)], "repeats": 2},
+        "engine": {"sizes": [(5_000_000, 20, 1)], "repeats": 2, "consume": True},
     },
 }
 
 
 def run_engine(cfg: dict, suffix: str) -> None:
     results = [
-        engine.bench(customers, cfg["repeats"], run_repeats=runs, lines_per_customer=per)
+        engine.bench(
+            customers,
+            cfg["repeats"],
+            run_repeats=runs,
+            lines_per_customer=per,
+            consume=cfg.get("consume", False),
+        )
         for customers, per, runs in cfg["sizes"]
     ]
     md = engine.table(results)
