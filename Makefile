@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 DEMO_CUSTOMERS ?= 20000
 
-.PHONY: demo test lint bench bench-large clean
+.PHONY: demo test lint bench bench-large bench-smoke clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/pip install -q -r bench/requirements.txt
 	$(BIN)/python -m bench.run
+
+bench-smoke: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python -m bench.run --smoke
 
 bench-large: $(VENV)/.installed-dev
 	$(BIN)/pip install -q -r bench/requirements.txt

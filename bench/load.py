@@ -177,39 +177,44 @@ def _locust(port: int, users: int, seconds: int, env: dict[str, str], out: Path)
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--users", type=int, default=50)
-    ap.add_argument("--seconds", type=int, default=60)
-    args = ap.parse_args()
-    config = store_with_customers(args.customers)
+def bench(customers: int, users: int, seconds: int) -> tuple[list[dict], str]:
+    """Serve the store, run locust at `users` and at 1 user; (rows, Markdown table)."""
+    config = store_with_customers(customers)
     ids = _sample_ids(config.parent / "store.db", SAMPLE_IDS)
     env = {"TIERWISE_LOAD_IDS": ",".join(ids), "TIERWISE_LOAD_TOKEN": _token(config)}
     port = _free_port()
     server = _serve(config, port)
     try:
         runs = {
-            args.users: _locust(port, args.users, args.seconds, env, config.parent),
-            1: _locust(port, 1, max(10, args.seconds // 2), env, config.parent),
+            users: _locust(port, users, seconds, env, config.parent),
+            1: _locust(port, 1, max(5, seconds // 2), env, config.parent),
         }
     finally:
         server.terminate()
         server.wait(timeout=30)
     lines = [
-        header(f"API load: {args.customers:,} published customers, loopback"),
+        header(f"API load: {customers:,} published customers, loopback"),
         "| users | endpoint | requests | failures | req/s | p50 ms | p99 ms | max ms |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for users, stats in runs.items():
+    for n, stats in runs.items():
         for name, s in stats.items():
             lines.append(
-                f"| {users} | {name} | {s['requests']:,} | {s['failures']} | {s['rps']:.1f} | "
+                f"| {n} | {name} | {s['requests']:,} | {s['failures']} | {s['rps']:.1f} | "
                 f"{s['p50_ms']:.0f} | {s['p99_ms']:.0f} | {s['max_ms']:.0f} |"
             )
-    md = "\n".join(lines) + "\n"
+    rows = [{"users": n, "endpoint": e, **s} for n, st in runs.items() for e, s in st.items()]
+    return rows, "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--users", type=int, default=50)
+    ap.add_argument("--seconds", type=int, default=60)
+    args = ap.parse_args()
+    rows, md = bench(args.customers, args.users, args.seconds)
     print(md)
-    rows = [{"users": u, "endpoint": n, **s} for u, st in runs.items() for n, s in st.items()]
     print("written:", write_results("load", rows, md, customers=args.customers))
 
 

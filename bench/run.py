@@ -17,7 +17,7 @@ import re
 import time
 from pathlib import Path
 
-from bench import engine, models, spark
+from bench import engine, load, models, spark
 from bench.common import RESULTS, write_results
 
 README = Path(__file__).parent / "README.md"
@@ -28,6 +28,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "engine": {"sizes": [(2_000, 10, 1)], "repeats": 2},
         "spark": {"customers": 2_000, "repeats": 1},
         "models": {"customers": [2_000], "repeats": 2},
+        "load": {"customers": 2_000, "users": 5, "seconds": 5},
     },
     "default": {
         "engine": {
@@ -59,6 +60,12 @@ def run_engine(cfg: dict, suffix: str) -> None:
     print("written:", write_results(f"engine{suffix}", results, md))
 
 
+def run_load(cfg: dict, suffix: str) -> None:
+    rows, md = load.bench(cfg["customers"], cfg["users"], cfg["seconds"])
+    print(md)
+    print("written:", write_results(f"load{suffix}", rows, md, customers=cfg["customers"]))
+
+
 def run_spark(cfg: dict, suffix: str) -> None:
     res = spark.bench(cfg["customers"], cfg["repeats"], driver_memory=cfg.get("driver_memory"))
     md = spark.table(res)
@@ -73,7 +80,7 @@ def run_models(cfg: dict, suffix: str) -> None:
     print("written:", write_results(f"models{suffix}", results, md))
 
 
-RUNNERS = {"engine": run_engine, "spark": run_spark, "models": run_models}
+RUNNERS = {"engine": run_engine, "spark": run_spark, "models": run_models, "load": run_load}
 
 
 def memory_table() -> str | None:
