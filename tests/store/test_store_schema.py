@@ -5,23 +5,26 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from tierwise.store.db import current_revision, make_engine, schema_diff, upgrade
+from tierwise.store.db import alembic_config, current_revision, make_engine, schema_diff, upgrade
 from tierwise.store.models import Base, PublishedRun, User
 
 
 def test_migrations_reach_head_and_match_the_models(empty_url):
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None and len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
     engine = make_engine(empty_url)
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == head
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
         assert schema_diff(engine) == []
         upgrade(engine)  # already at head: nothing to do
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == head
     finally:
         engine.dispose()
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tierwise.api import auth, customers, exports, operations
+from tierwise.api import actions, auth, behaviour, customers, exports, operations, playbook
 from tierwise.api.schemas import Health
 from tierwise.core.errors import (
     AuthError,
@@ -126,5 +126,8 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(customers.router)
     api.include_router(operations.router)
     api.include_router(exports.router)
+    api.include_router(actions.router)
+    api.include_router(playbook.router)
+    api.include_router(behaviour.router)
     app.include_router(api)
     return app

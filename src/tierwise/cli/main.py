@@ -14,9 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tierwise.cli.actions import campaign_app, complaints_app, membership_app, tasks_app
 from tierwise.cli.audit import audit_app
 from tierwise.cli.exports import export_customers
 from tierwise.cli.forget import forget
+from tierwise.cli.playbook import budget, playbook_app
+from tierwise.cli.recs import evaluate_recs
 from tierwise.cli.serve import serve
 from tierwise.cli.users import users_app
 from tierwise.core.errors import TierwiseError
@@ -318,7 +321,14 @@ export_app = typer.Typer(help="Write customer data to files.", no_args_is_help=T
 app.add_typer(export_app, name="export")
 export_app.command("customers")(export_customers)
 app.add_typer(audit_app, name="audit")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(complaints_app, name="complaints")
+app.add_typer(membership_app, name="membership")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(playbook_app, name="playbook")
+app.command()(budget)
 app.command()(forget)
+app.command("evaluate-recs")(evaluate_recs)
 
 
 @export_app.command("profiles")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -146,6 +146,158 @@ class ModelSettings(_Section):
     """churn_probability below 0.3 is low risk, below 0.6 medium, else high."""
 
 
+class MembershipLevel(_Section):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    name: str = Field(min_length=1, max_length=32)
+    """Shown to people, e.g. 银卡."""
+    min_value: float = Field(ge=0)
+    """Rolling spend (or points) from which a customer holds this level."""
+
+
+def _default_levels() -> list[MembershipLevel]:
+    return [
+        MembershipLevel(code="regular", name="普通", min_value=0),
+        MembershipLevel(code="silver", name="银卡", min_value=1_000),
+        MembershipLevel(code="gold", name="金卡", min_value=5_000),
+        MembershipLevel(code="diamond", name="钻石", min_value=20_000),
+    ]
+
+
+class MembershipSettings(_Section):
+    """Membership levels (会员等级): upgrades at once, downgrades only after a review date."""
+
+    enabled: bool = True
+    """Evaluate levels after every run."""
+    basis: Literal["spend", "points"] = "spend"
+    window_days: int = Field(365, gt=0)
+    """Rolling window of net spend (returns count against it), ending at as_of."""
+    points_per_unit: float = Field(1.0, ge=0)
+    """Points basis: points per currency unit of net spend in the window ..."""
+    points_per_order: float = Field(0.0, ge=0)
+    """... plus points per order."""
+    levels: list[MembershipLevel] = Field(default_factory=_default_levels)
+    review_dates: list[str] = ["01-01"]
+    """MM-DD each year: a customer below their level is reviewed (then graced) only then."""
+    grace_days: int = Field(30, ge=0)
+    """Days after a missed review before the downgrade; re-qualifying meanwhile keeps the level."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MembershipSettings:
+        if not self.levels or self.levels[0].min_value != 0:
+            raise ValueError("levels must start with a level of min_value 0")
+        mins = [level.min_value for level in self.levels]
+        if mins != sorted(set(mins)):
+            raise ValueError("levels need strictly increasing min_value")
+        if len({level.code for level in self.levels}) != len(self.levels):
+            raise ValueError("level codes must be unique")
+        if not self.review_dates:
+            raise ValueError("review_dates needs at least one MM-DD date")
+        for text in self.review_dates:
+            try:
+                date.fromisoformat(f"2001-{text}")  # not a leap year: 02-29 is refused
+            except ValueError:
+                raise ValueError(f"review date {text!r} is not MM-DD") from None
+        return self
+
+
+class TaskSettings(_Section):
+    """Follow-up tasks (回访)."""
+
+    due_hours: float = Field(72, gt=0)
+    """Due time of a task created by hand without one."""
+    churn_risks: list[Literal["low", "medium", "high"]] = ["high"]
+    """Churn-risk levels whose customers get a churn follow-up task."""
+    churn_due_hours: float = Field(48, gt=0)
+    unassigned_queue: str = Field("unassigned", min_length=1, max_length=64)
+    """Queue of tasks whose customer has no account manager with a sign-in."""
+    escalation_queue: str = Field("escalations", min_length=1, max_length=64)
+    """Where overdue tasks go when the assignee's team has no manager."""
+
+
+ComplaintCategory = Literal["product", "delivery", "service", "billing", "other"]
+COMPLAINT_CATEGORIES: tuple[str, ...] = get_args(ComplaintCategory)
+"""A closed vocabulary, so a ticket's category means the same in every report."""
+
+
+class ComplaintSettings(_Section):
+    """Complaint service levels (hours from opening)."""
+
+    first_response_hours: float = Field(4, gt=0)
+    resolution_hours: float = Field(72, gt=0)
+    category_sla: dict[ComplaintCategory, tuple[float, float]] = {}
+    """Per category: (first response hours, resolution hours), overriding the defaults."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComplaintSettings:
+        for name, (first, resolve) in self.category_sla.items():
+            if not 0 < first <= resolve:
+                raise ValueError(f"category_sla.{name}: need 0 < first response <= resolution")
+        if self.first_response_hours > self.resolution_hours:
+            raise ValueError("first_response_hours must not exceed resolution_hours")
+        return self
+
+    def sla_hours(self, category: str) -> tuple[float, float]:
+        if category in self.category_sla:
+            return self.category_sla[category]
+        return self.first_response_hours, self.resolution_hours
+
+
+class PlaybookSettings(_Section):
+    path: Path | None = None
+    """The playbook YAML (relative to tierwise.toml); empty = the shipped default playbook."""
+
+
+class RecommendSettings(_Section):
+    """Next-best products per customer, separately for repeat and new items (issue 8)."""
+
+    enabled: bool = True
+    n: int = Field(5, ge=1, le=50)
+    """Products recommended per customer and kind (repeat, new) in a run."""
+    models: list[
+        Literal["buy_again", "popularity", "segment_popularity", "cooccurrence", "als"]
+    ] = ["buy_again", "popularity", "segment_popularity", "cooccurrence", "als"]
+    """Candidates; each run evaluates them and uses the best per kind."""
+    metric: Literal["precision", "recall", "ndcg", "hit_rate"] = "recall"
+    k: int = Field(10, ge=1, le=100)
+    """The evaluation's cut-off rank: models are compared on `metric`@k."""
+    cutoff_days: int = Field(60, gt=0)
+    """Evaluation trains on orders up to as_of − cutoff_days and tests on the days after."""
+    eval_customers: int = Field(20_000, ge=100)
+    """Test customers scored in the evaluation; more are sampled down to this (by id hash)."""
+    half_life_days: float = Field(90, gt=0)
+    """Recency decay of purchase weights: a purchase this old counts half."""
+    exclude_products: list[str] = []
+    """Product ids never recommended (discontinued, restricted, …)."""
+    exclude_categories: list[str] = []
+    neighbours: int = Field(50, ge=1, le=1000)
+    """Co-occurrence: similar products kept per product."""
+    als_factors: int = Field(32, ge=2, le=512)
+    als_iterations: int = Field(15, ge=1, le=200)
+    als_regularization: float = Field(0.05, ge=0)
+    als_alpha: float = Field(10.0, gt=0)
+    """ALS confidence = 1 + alpha × decayed purchase weight."""
+
+
+class BehaviourSettings(_Section):
+    """Basket association rules and behaviour clusters computed by runs (issue 8)."""
+
+    enabled: bool = True
+    rules_min_orders: int = Field(5, ge=1)
+    """A product pair must be bought together in at least this many orders to make a rule."""
+    rules_min_confidence: float = Field(0.01, ge=0, le=1)
+    rules_max: int = Field(1000, ge=1)
+    """Rules kept per run, highest lift first."""
+    clusters_k: tuple[int, int] = (2, 8)
+    """Smallest and largest number of behaviour clusters tried (best silhouette wins)."""
+    clusters_sample: int = Field(20_000, ge=100)
+
+    @model_validator(mode="after")
+    def _k_range(self) -> BehaviourSettings:
+        if not 2 <= self.clusters_k[0] <= self.clusters_k[1]:
+            raise ValueError("clusters_k must be [smallest, largest] with 2 <= smallest <= largest")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with `Settings.load(path)`."""
 
@@ -163,6 +315,12 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     models: ModelSettings = ModelSettings()
+    recommend: RecommendSettings = RecommendSettings()
+    behaviour: BehaviourSettings = BehaviourSettings()
+    playbook: PlaybookSettings = PlaybookSettings()
+    membership: MembershipSettings = MembershipSettings()
+    tasks: TaskSettings = TaskSettings()
+    complaints: ComplaintSettings = ComplaintSettings()
 
     @classmethod
     def settings_customise_sources(

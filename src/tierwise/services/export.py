@@ -87,7 +87,13 @@ def export_profiles(
 ) -> ExportResult:
     run_id = resolve_run(con, run_id=run_id, as_of=as_of)
     profiles = con.table(snapshot_table("profiles", run_id))
-    rest = [c for c in profiles.columns if c not in PROFILE_COLUMNS]
+    # Nested columns (the recommendation lists) fit no spreadsheet cell: left out, their top
+    # product ids travel as `recommended_product_ids` ("P1;P2;…", repeat and new interleaved).
+    rest = [
+        c
+        for c in profiles.columns
+        if c not in PROFILE_COLUMNS and not profiles[c].type().is_nested()
+    ]
     ordered = profiles.select(*PROFILE_COLUMNS, *rest).order_by("customer_id")
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet", ".xlsx"):

@@ -31,6 +31,7 @@ from tierwise.services import warehouse as wh
 from tierwise.services.ingest import new_id
 from tierwise.services.locking import warehouse_lock
 from tierwise.services.predict import ModelReport, predict
+from tierwise.services.recommend import attach_behaviour
 
 
 class PublishError(TierwiseError):
@@ -54,8 +55,8 @@ RUNS_SCHEMA = ibis.schema(
     }
 )
 CURRENT_SCHEMA = ibis.schema({"run_id": "string", "as_of": "date", "switched_at": "timestamp"})
-SNAPSHOT_KINDS = ("profiles", "migration", "cohorts", "base", "predictions")
-"""Tables a run writes; `base` and `predictions` are intermediate and dropped on success."""
+SNAPSHOT_KINDS = ("profiles", "migration", "cohorts", "base", "predictions", "recs")
+"""Tables a run writes; `base`, `predictions` and `recs` are intermediate, gone on success."""
 
 StageCallback = Callable[[str], None]
 
@@ -109,6 +110,20 @@ def run_holding_lock(
             f"store failed ({e}); fix the store and run `tierwise publish`"
         ) from e
     result.stage_seconds["publish"] = round(time.perf_counter() - t0, 3)
+    if settings.membership.enabled:
+        from tierwise.services.membership import evaluate_after_run
+
+        if on_stage:
+            on_stage("membership")
+        t0 = time.perf_counter()
+        try:
+            evaluate_after_run(settings, con, result.run_id, result.as_of)
+        except Exception as e:
+            raise PublishError(
+                f"run {result.run_id} is published, but evaluating membership levels failed "
+                f"({e}); fix it and run `tierwise membership evaluate`"
+            ) from e
+        result.stage_seconds["membership"] = round(time.perf_counter() - t0, 3)
     return result
 
 
@@ -232,6 +247,10 @@ def _run_locked(
         )
         for kind in ("base", "predictions"):
             con.drop_table(snapshot_table(kind, run_id), force=True)
+        stage(
+            "recommendations",
+            lambda: attach_behaviour(con, tables, settings, as_of=as_of, run_id=run_id),
+        )
         segments = {rule.segment for rule in settings.scoring.scheme_rules()}
         stage("checks", lambda: check_contracts(con.table(profiles), segments=segments))
         stage("migration", lambda: _write_migration(con, run_id, previous))

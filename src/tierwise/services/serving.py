@@ -375,13 +375,23 @@ def list_customers(
         total = _count(session, query)
         column = getattr(PublishedProfile, sort)
         order = (column.desc() if descending else column.asc()).nulls_last()
-        rows = session.scalars(
-            query.options(defer(PublishedProfile.profile))
+        # The page's ids first: sorting them reads only the covering filter index, not the
+        # wide rows; then the page's rows by key.
+        ids = session.scalars(
+            query.with_only_columns(PublishedProfile.customer_id)
             .order_by(order, PublishedProfile.customer_id.asc())
             .offset((page - 1) * page_size)
             .limit(page_size)
         ).all()
-        items = [for_viewer(viewer, {f: getattr(r, f) for f in SUMMARY_FIELDS}) for r in rows]
+        rows = {
+            r.customer_id: r
+            for r in session.scalars(
+                select(PublishedProfile)
+                .options(defer(PublishedProfile.profile))
+                .where(PublishedProfile.run_id == run.run_id, PublishedProfile.customer_id.in_(ids))
+            )
+        }
+        items = [for_viewer(viewer, {f: getattr(rows[i], f) for f in SUMMARY_FIELDS}) for i in ids]
         return CustomerPage(run.run_id, items, total, page, page_size)
 
 

@@ -30,6 +30,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from tierwise.core.settings import COMPLAINT_CATEGORIES
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -70,6 +72,43 @@ class TaskOutcome(StrEnum):
     NOT_REACHED = "not_reached"
     WON_BACK = "won_back"
     LOST = "lost"
+
+
+class ComplaintStatus(StrEnum):
+    """open → responded → resolved → closed; a resolved ticket may be reopened (→ responded)."""
+
+    OPEN = "open"
+    RESPONDED = "responded"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+UNRESOLVED_COMPLAINT_STATUSES = (ComplaintStatus.OPEN, ComplaintStatus.RESPONDED)
+
+
+class ComplaintSource(StrEnum):
+    APP = "app"
+    WAREHOUSE = "warehouse"
+    """Imported from the warehouse's `interactions` of kind complaint."""
+
+
+class MembershipChangeKind(StrEnum):
+    JOIN = "join"
+    UPGRADE = "upgrade"
+    DOWNGRADE = "downgrade"
+
+
+class CampaignPurpose(StrEnum):
+    """`marketing` targets only customers who may be marketed to; `service` every customer not
+    erased (a service call needs no marketing consent)."""
+
+    MARKETING = "marketing"
+    SERVICE = "service"
+
+
+class CampaignArm(StrEnum):
+    TREATMENT = "treatment"
+    CONTROL = "control"
 
 
 class SubjectKind(StrEnum):
@@ -213,16 +252,21 @@ PROFILE_FILTERS = (
     "lifecycle_stage",
     "churn_risk",
     "account_manager",
-    "revenue",
-    "clv",
 )
-"""Typed profile columns indexed together with run_id for the dashboard's filters and sorts."""
+"""Typed profile columns the customer lists filter on (the scope's account_manager included)."""
+PROFILE_SORT_KEYS = ("revenue", "orders", "recency_days", "clv", "churn_probability", "customer_id")
+"""Columns customer lists sort by. Every filter index carries them all, so a filtered and sorted
+page sorts narrow index entries instead of reading the wide profile rows."""
 
 
 class PublishedProfile(Base):
     __tablename__ = "published_profiles"
-    __table_args__ = tuple(
-        Index(f"ix_published_profiles_{c}", "run_id", c) for c in PROFILE_FILTERS
+    __table_args__ = (
+        *(
+            Index(f"ix_published_profiles_{c}_sorted", "run_id", c, *PROFILE_SORT_KEYS)
+            for c in PROFILE_FILTERS
+        ),
+        Index("ix_published_profiles_sorted", "run_id", *PROFILE_SORT_KEYS),
     )
 
     run_id: Mapped[str] = _run_fk()
@@ -325,6 +369,142 @@ class Task(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    escalated_to: Mapped[str | None] = mapped_column(String(64))
+    """The manager an overdue task was escalated to (None: escalated to a queue only)."""
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Complaint(Base):
+    """A complaint ticket with its service-level deadlines, fixed when it is opened."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        _one_of("status", ComplaintStatus, "status"),
+        _one_of("source", ComplaintSource, "source"),
+        CheckConstraint(
+            "category IN (" + ", ".join(f"'{c}'" for c in COMPLAINT_CATEGORIES) + ")",
+            name="category",
+        ),
+        Index("ix_complaints_status_opened_at", "status", "opened_at"),
+        Index("ix_complaints_customer_id", "customer_id"),
+        Index("ix_complaints_owner_status", "owner", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String(16))
+    source_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """The warehouse row hash of an imported ticket, so importing again adds nothing."""
+    category: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=ComplaintStatus.OPEN.value)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_response_due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolution_due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    """The follow-up task the ticket opened."""
+
+
+class Membership(Base):
+    """A customer's current membership level (会员等级)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (Index("ix_memberships_level", "level"),)
+
+    customer_id: Mapped[str] = mapped_column(String, primary_key=True)
+    level: Mapped[str] = mapped_column(String(32))
+    since: Mapped[date] = mapped_column(Date)
+    """When the customer reached `level`."""
+    grace_until: Mapped[date | None] = mapped_column(Date)
+    """Set after a missed review: the level is kept until this date, then lowered."""
+    value: Mapped[float] = mapped_column(Double)
+    """Rolling spend or points at the last evaluation (the latest `membership_evaluations`
+    row, which every member took part in)."""
+
+
+class MembershipEvaluation(Base):
+    """One evaluation of every customer's level, with its counts."""
+
+    __tablename__ = "membership_evaluations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    as_of: Mapped[date] = mapped_column(Date)
+    basis: Mapped[str] = mapped_column(String(16))
+    evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    customers: Mapped[int] = mapped_column(Integer)
+    joined: Mapped[int] = mapped_column(Integer)
+    upgrades: Mapped[int] = mapped_column(Integer)
+    downgrades: Mapped[int] = mapped_column(Integer)
+    in_grace: Mapped[int] = mapped_column(Integer)
+
+
+class MembershipChange(Base):
+    """Level history: every join, upgrade and downgrade."""
+
+    __tablename__ = "membership_history"
+    __table_args__ = (
+        _one_of("change", MembershipChangeKind, "change"),
+        Index("ix_membership_history_customer_id_changed_on", "customer_id", "changed_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String)
+    evaluation_id: Mapped[str] = mapped_column(ForeignKey("membership_evaluations.id"), index=True)
+    changed_on: Mapped[date] = mapped_column(Date)
+    change: Mapped[str] = mapped_column(String(16))
+    from_level: Mapped[str | None] = mapped_column(String(32))
+    to_level: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Double)
+
+
+class Campaign(Base):
+    """A target list, an action and a random control group that is not contacted."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        _one_of("purpose", CampaignPurpose, "purpose"),
+        CheckConstraint("control_share > 0 AND control_share < 1", name="control_share"),
+        CheckConstraint("ends_on >= starts_on", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(16))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON_DOC)
+    run_id: Mapped[str] = mapped_column(String(64))
+    """The published run the target list was drawn from."""
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    control_share: Mapped[float] = mapped_column(Double)
+    seed: Mapped[str] = mapped_column(String(64))
+    cost_per_contact: Mapped[float] = mapped_column(Double, default=0.0)
+    margin_rate: Mapped[float] = mapped_column(Double, default=1.0)
+    created_by: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CampaignMember(Base):
+    __tablename__ = "campaign_members"
+    __table_args__ = (
+        _one_of("arm", CampaignArm, "arm"),
+        Index("ix_campaign_members_customer_id", "customer_id"),
+    )
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String, primary_key=True)
+    arm: Mapped[str] = mapped_column(String(16))
 
 
 class AuditEntry(Base):

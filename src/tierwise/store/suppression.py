@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session
 from tierwise.core.errors import ConflictError, InvalidInputError
 from tierwise.store.audit import audit
 from tierwise.store.models import (
+    CampaignMember,
+    Complaint,
     ConsentEvent,
+    Membership,
+    MembershipChange,
     PublishedProfile,
     SubjectKind,
     Suppression,
@@ -28,6 +32,17 @@ from tierwise.store.models import (
     Task,
     utcnow,
 )
+
+CUSTOMER_TABLES = (
+    PublishedProfile,
+    Complaint,
+    Task,
+    ConsentEvent,
+    Membership,
+    MembershipChange,
+    CampaignMember,
+)
+"""Store tables holding rows about one customer: erasure deletes from each."""
 
 _MOBILE_CN = re.compile(r"1[3-9]\d{9}")
 
@@ -179,7 +194,7 @@ def erase_customer(session: Session, customer_id: str, *, actor: str) -> dict[st
                 except InvalidInputError:
                     continue  # an unusable contact cannot be used to reach anyone either
     deleted = {}
-    for model in (PublishedProfile, Task, ConsentEvent):
+    for model in CUSTOMER_TABLES:
         result = session.execute(delete(model).where(model.customer_id == customer_id))
         deleted[model.__tablename__] = int(getattr(result, "rowcount", 0) or 0)
     target = subject_hash(SubjectKind.CUSTOMER_ID, customer_id)

@@ -67,7 +67,8 @@ def open_task(
 
 
 def _get_active(session: Session, task_id: int) -> Task:
-    task = session.get(Task, task_id)
+    """The task, locked and re-read, so of two people closing it at once the second is told."""
+    task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
     if task is None:
         raise NotFoundError(f"no task {task_id}")
     if task.status not in _ACTIVE:
@@ -82,12 +83,14 @@ def close_task(
     *,
     note: str | None = None,
     now: datetime | None = None,
+    closed_by: str | None = None,
 ) -> Task:
     """Mark an open or escalated task done with the call's outcome."""
     task = _get_active(session, task_id)
     task.outcome = TaskOutcome(outcome).value
     task.status = TaskStatus.DONE.value
     task.closed_at = now or utcnow()
+    task.closed_by = closed_by
     if note is not None:
         task.note = note
     session.flush()
@@ -119,6 +122,38 @@ def escalate_overdue(session: Session, now: datetime, *, queue: str | None = Non
         .returning(Task.id)
     )
     return sorted(result.scalars())
+
+
+def overdue_tasks(session: Session, now: datetime) -> list[Task]:
+    """Open tasks due before `now`, oldest due first (escalated ones were handled already)."""
+    return list(
+        session.scalars(
+            select(Task)
+            .where(Task.status == TaskStatus.OPEN.value, Task.due_at < now)
+            .order_by(Task.due_at, Task.id)
+        )
+    )
+
+
+def escalate_task(
+    session: Session, task_id: int, *, to: str | None, queue: str | None, now: datetime
+) -> bool:
+    """Hand an open task to a manager (`to`) or, when there is none, to a queue; False when the
+    task is no longer open (closed, or escalated by a concurrent pass)."""
+    values: dict[str, object] = {
+        "status": TaskStatus.ESCALATED.value,
+        "escalated_to": to,
+        "escalated_at": now,
+    }
+    if queue is not None:
+        values["queue"] = queue
+    result = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.OPEN.value)
+        .values(**values)
+        .returning(Task.id)
+    )
+    return result.scalar() is not None
 
 
 def list_tasks(
