@@ -255,10 +255,10 @@ def _stage(
             "_ingest_id", pa.array([report.ingest_id] * n, pa.string())
         )
         if not created:
-            con.create_table(stage, accepted)
+            con.create_table(stage, schema=ibis.Schema.from_pyarrow(accepted.schema))
             created = True
-        elif n:
-            con.insert(stage, accepted)
+        if n:
+            wh.append(con, stage, accepted)
         if progress:
             progress(opened.name, report.rows_in)
     if not created:
