@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml run
 	@$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml users add admin --role admin 2>/dev/null \
 	  || $(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml users reset-password admin
-	@echo "serving on http://127.0.0.1:8000 (JSON API under /api/v1; sign in as admin with the password above)"
+	@echo "dashboard on http://127.0.0.1:8000/ (sign in as admin with the password above; JSON API under /api/v1)"
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml serve --host 127.0.0.1 --port 8000
 
 lint: $(VENV)/.installed-dev

@@ -16,7 +16,16 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tierwise.api import actions, auth, behaviour, customers, exports, operations, playbook
+from tierwise.api import (
+    actions,
+    auth,
+    behaviour,
+    customers,
+    dashboard,
+    exports,
+    operations,
+    playbook,
+)
 from tierwise.api.schemas import Health
 from tierwise.core.errors import (
     AuthError,
@@ -29,8 +38,10 @@ from tierwise.core.errors import (
     TierwiseError,
 )
 from tierwise.core.settings import Settings
+from tierwise.services.dashboard import Dashboard
 from tierwise.services.jobs import RunJobs
 from tierwise.services.serving import open_store
+from tierwise.web import routes as web
 
 PREFIX = "/api/v1"
 
@@ -96,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = store
         app.state.settings = settings
         app.state.run_jobs = RunJobs()
+        app.state.dashboard = Dashboard(settings, store)
         try:
             yield
         finally:
@@ -128,6 +140,8 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(exports.router)
     api.include_router(actions.router)
     api.include_router(playbook.router)
+    api.include_router(dashboard.router)
     api.include_router(behaviour.router)
     app.include_router(api)
+    app.include_router(web.router)  # the dashboard pages and their static files
     return app

@@ -20,6 +20,7 @@ from tierwise.cli.exports import export_customers
 from tierwise.cli.forget import forget
 from tierwise.cli.playbook import budget, playbook_app
 from tierwise.cli.recs import evaluate_recs
+from tierwise.cli.report import report
 from tierwise.cli.serve import serve
 from tierwise.cli.users import users_app
 from tierwise.core.errors import TierwiseError
@@ -329,6 +330,7 @@ app.add_typer(playbook_app, name="playbook")
 app.command()(budget)
 app.command()(forget)
 app.command("evaluate-recs")(evaluate_recs)
+app.command()(report)
 
 
 @export_app.command("profiles")
