@@ -132,6 +132,7 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
         ).json()["token"]
         bearer = {"Authorization": f"Bearer {token}"}
         assert client.get(f"/api/v1/customers/{canary_id}", headers=bearer).status_code == 200
+        before_kpis = overview_customers(client, bearer)
         r = client.delete(f"/api/v1/customers/{canary_id}", headers=bearer)
         assert r.status_code == 200, r.text
         receipt = r.json()
@@ -140,6 +141,7 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
         assert receipt["store_rows"]["published_profiles"] >= 1
         assert receipt["suppressed_contacts"] == 2
         assert client.get(f"/api/v1/customers/{canary_id}", headers=bearer).status_code == 404
+        assert overview_customers(client, bearer) == before_kpis - 1  # not a stale kept total
         assert client.delete(f"/api/v1/customers/{canary_id}", headers=bearer).status_code == 404
         store = app.state.store
         assert store_hits(store) == []
@@ -181,6 +183,12 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
     ]
     assert rejects[0][0] == 2 and rejects[1][0] == len(rows) + 3  # file lines, header is 1
     assert warehouse_hits(warehouse) == []
+
+
+def overview_customers(client: TestClient, bearer: dict[str, str]) -> float:
+    r = client.get("/api/v1/dashboard/overview", headers=bearer)
+    assert r.status_code == 200, r.text
+    return next(k["value"] for k in r.json()["kpis"] if k["key"] == "customers")
 
 
 def _session_headers(client: TestClient, store: Store) -> dict[str, str]:

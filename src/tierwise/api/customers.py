@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from tierwise.api.auth import SettingsDep, StoreDep, UserDep, current_user
 from tierwise.api.schemas import (
@@ -83,9 +83,12 @@ def erase_customer(
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
+    request: Request,
 ) -> ErasureReceipt:
     """Erase the person everywhere, for good (admin); returns the receipt."""
-    return ErasureReceipt.model_validate(erase.forget_as(settings, store, user, customer_id))
+    receipt = erase.forget_as(settings, store, user, customer_id)
+    request.app.state.dashboard.invalidate()  # its kept totals still counted the person
+    return ErasureReceipt.model_validate(receipt)
 
 
 @router.get("/segments", tags=["segments"])

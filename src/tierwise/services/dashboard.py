@@ -566,6 +566,13 @@ class Dashboard:
         self._models: dict[str, ModelSummary | None] = {}
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        """Forget every kept snapshot, e.g. after an erasure changed the published rows."""
+        with self._lock:
+            self._snapshots.clear()
+            self._stage_counts.clear()
+            self._models.clear()
+
     # --- the warehouse, opened briefly ----------------------------------------------------
 
     @contextlib.contextmanager

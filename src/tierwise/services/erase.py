@@ -138,7 +138,7 @@ def forget(settings: Settings, store: Store, customer_id: str, *, actor: str) ->
             if con is not None:
                 con.disconnect()
         if con is not None:
-            compact_duckdb(path)
+            compact_duckdb(path, memory_limit=settings.warehouse.memory_limit)
     _checkpoint_store(store)
     return ErasureReceipt(
         customer_id=customer_id,
@@ -222,11 +222,15 @@ def _erase_warehouse(
     return deleted, int(redacted)
 
 
-def compact_duckdb(path: Path) -> None:
-    """Rewrite the DuckDB file with live data only: deleted values leave no bytes behind."""
+def compact_duckdb(path: Path, *, memory_limit: str | None = None) -> None:
+    """Rewrite the DuckDB file with live data only: deleted values leave no bytes behind.
+
+    Opened with the warehouse's own configuration: DuckDB refuses a second connection to a file
+    with another one in the same process (the dashboard may be reading it).
+    """
     fresh = path.with_name(path.name + ".compact")
     fresh.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"memory_limit": memory_limit} if memory_limit else {})
     try:
         con.execute("CHECKPOINT")
         con.execute(f"ATTACH '{_sql_path(fresh)}' AS compacted")
