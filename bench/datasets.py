@@ -114,8 +114,17 @@ def fresh_warehouse(root: Path, *, consume: bool = False) -> Path:
 
 def run_env(root: Path, *, models: bool = True) -> dict[str, str]:
     """Environment for a `tierwise run` child: its own operational store next to the data
-    (runs publish to it), and optionally the models stage switched off."""
-    env = {"TIERWISE_STORE__URL": f"sqlite:///{root / 'store.db'}"}
+    (runs publish to it), and optionally the models stage switched off.
+
+    Recommendations, behaviour clusters and membership levels are off: the engine benchmark
+    measures the classification pipeline the issue defines; recommendations have their own
+    (bench/recs.py)."""
+    env = {
+        "TIERWISE_STORE__URL": f"sqlite:///{root / 'store.db'}",
+        "TIERWISE_RECOMMEND__ENABLED": "false",
+        "TIERWISE_BEHAVIOUR__ENABLED": "false",
+        "TIERWISE_MEMBERSHIP__ENABLED": "false",
+    }
     if not models:
         env["TIERWISE_MODELS__ENABLED"] = "false"
     return env
