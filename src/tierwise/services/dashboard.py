@@ -35,6 +35,7 @@ from ibis.backends import BaseBackend
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, defer
 
+from tierwise.core.errors import BusyError
 from tierwise.core.settings import Settings
 from tierwise.core.vocab import BY_COLUMN, ChurnRisk, Stage
 from tierwise.services.access import (
@@ -588,7 +589,7 @@ class Dashboard:
             return
         try:
             con = connect(s)
-        except (duckdb.Error, OSError) as e:
+        except (duckdb.Error, OSError, BusyError) as e:
             log.warning("warehouse unavailable to the dashboard: %s", e)
             yield None
             return

@@ -19,7 +19,7 @@ import ibis
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-from tierwise.core.errors import ConfigError
+from tierwise.core.errors import BusyError, ConfigError
 from tierwise.core.settings import Settings
 
 
@@ -105,9 +105,19 @@ def duckdb_connect(
 
 
 def _duckdb_connect(settings: Settings) -> BaseBackend:
+    """The DuckDB file; BusyError while another process (an ingest or a run) has it open."""
+    import duckdb
+
     path = settings.resolve(settings.warehouse.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb_connect(path, memory_limit=settings.warehouse.memory_limit)
+    try:
+        return duckdb_connect(path, memory_limit=settings.warehouse.memory_limit)
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        raise BusyError(
+            f"{path} is in use by another process (an ingest or a run); try again when it ends"
+        ) from e
 
 
 def _spark_connect(settings: Settings) -> BaseBackend:
