@@ -17,7 +17,7 @@ import re
 import time
 from pathlib import Path
 
-from bench import engine, load, models, spark
+from bench import engine, load, models, recs, spark
 from bench.common import RESULTS, write_results
 
 README = Path(__file__).parent / "README.md"
@@ -29,6 +29,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "spark": {"customers": 2_000, "repeats": 1},
         "models": {"customers": [2_000], "repeats": 2},
         "load": {"customers": 2_000, "users": 5, "seconds": 5},
+        "recs": {"customers": 2_000, "repeats": 1, "rules_keep": (5, 2), "als_mod": 2},
     },
     "default": {
         "engine": {
@@ -80,7 +81,20 @@ def run_models(cfg: dict, suffix: str) -> None:
     print("written:", write_results(f"models{suffix}", results, md))
 
 
-RUNNERS = {"engine": run_engine, "spark": run_spark, "models": run_models, "load": run_load}
+def run_recs(cfg: dict, suffix: str) -> None:
+    res = recs.bench(cfg["customers"], cfg["repeats"], cfg["rules_keep"], cfg["als_mod"])
+    md = recs.table(res)
+    print(md)
+    print("written:", write_results(f"recs{suffix}", [res], md))
+
+
+RUNNERS = {
+    "engine": run_engine,
+    "spark": run_spark,
+    "models": run_models,
+    "load": run_load,
+    "recs": run_recs,
+}
 
 
 def memory_table() -> str | None:

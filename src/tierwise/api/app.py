@@ -41,6 +41,7 @@ from tierwise.core.settings import Settings
 from tierwise.services.dashboard import Dashboard
 from tierwise.services.jobs import RunJobs
 from tierwise.services.serving import open_store
+from tierwise.web import actions as web_actions
 from tierwise.web import routes as web
 
 PREFIX = "/api/v1"
@@ -144,4 +145,5 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(behaviour.router)
     app.include_router(api)
     app.include_router(web.router)  # the dashboard pages and their static files
+    app.include_router(web_actions.router)  # tasks, complaints, playbook, campaigns pages
     return app

@@ -5,15 +5,16 @@ over its JSON document for fields without one, always with bound parameters. Eve
 guarded so that, like the pure evaluator in `strategy.conditions`, a missing value or one of the
 wrong JSON type makes it false rather than unknown; a property test holds the two to agreement.
 
-Applying records each customer's rule (and the actions it gives) under `playbook` in the
-customer's published profile document, which is where every screen already reads a customer,
-and opens follow-up tasks through `store.tasks.open_task`, which never doubles an active task
-for the same customer and reason.
+Applying records each customer's rule (and the actions it gives, with the customer's top
+recommended product ids when the rule recommends products) under `playbook` in the customer's
+published profile document, which is where every screen already reads a customer, and opens
+follow-up tasks through `store.tasks.open_task`, which never doubles an active task for the same
+customer and reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
@@ -335,8 +336,16 @@ class ApplyResult:
         return sum(r.tasks_created for r in self.rules) + self.churn_warnings.tasks_created
 
 
-def assignment(playbook: Playbook, rule: Rule) -> dict[str, Any]:
-    """What is kept with a customer: the rule, why, and the actions it gives."""
+def recommended_products(profile: Mapping[str, Any]) -> list[str]:
+    """The customer's top recommended product ids, as the run published and exported them
+    (`recommended_product_ids`, "P1;P2;…", repeat and new items interleaved)."""
+    ids = profile.get("recommended_product_ids")
+    return [p for p in ids.split(";") if p] if isinstance(ids, str) else []
+
+
+def assignment(playbook: Playbook, rule: Rule, profile: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept with a customer: the rule, why, and the actions it gives, with the
+    products to offer when the rule recommends products (None when it does not)."""
     return {
         "rule": rule.name,
         "reason": rule.reason,
@@ -347,6 +356,7 @@ def assignment(playbook: Playbook, rule: Rule) -> dict[str, Any]:
         "every_days": rule.contact.every_days if rule.contact else None,
         "offer": {rule.offer.kind: rule.offer.value} if rule.offer else None,
         "recommend_products": rule.recommend_products,
+        "recommended_products": recommended_products(profile) if rule.recommend_products else None,
         "task": rule.task.reason if rule.task else None,
         "playbook": playbook.digest,
     }
@@ -398,7 +408,7 @@ def _apply_batch(
     for customer_id, manager, doc, i, flagged in rows:
         assignee = manager if manager in users else None
         rule = playbook.rules[i] if i is not None else None
-        kept = assignment(playbook, rule) if rule is not None else None
+        kept = assignment(playbook, rule, doc) if rule is not None else None
         if doc.get(PROFILE_KEY) != kept:
             new_doc = {k: v for k, v in doc.items() if k != PROFILE_KEY}
             if kept is not None:

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from tierwise.api.auth import SESSION_COOKIE, StoreDep
+from tierwise.api.auth import SESSION_COOKIE, SettingsDep, StoreDep
 from tierwise.api.dashboard import CustomerListQuery, DashboardDep, list_filter
 from tierwise.api.schemas import MigrationQuery
 from tierwise.core.errors import (
@@ -37,11 +37,12 @@ from tierwise.core.errors import (
     TierwiseError,
 )
 from tierwise.core.vocab import BY_COLUMN
-from tierwise.services import serving
+from tierwise.services import behaviour, serving
 from tierwise.services.access import OPERATOR_ROLES, PII_READ, Principal, can
+from tierwise.services.behaviour import Dimension
 from tierwise.services.dashboard import WebViewer, web_viewer
 from tierwise.services.report import plotly_js_path, report_data
-from tierwise.web import charts
+from tierwise.web import charts, segment_charts
 from tierwise.web.i18n import (
     LANG_COOKIE,
     LANGS,
@@ -320,7 +321,9 @@ def overview_page(page: PageDep, dashboard: DashboardDep) -> Response:
 
 
 @router.get("/segments")
-def segments_page(page: PageDep, dashboard: DashboardDep) -> Response:
+def segments_page(
+    page: PageDep, dashboard: DashboardDep, store: StoreDep, settings: SettingsDep
+) -> Response:
     def build() -> dict[str, Any]:
         data = dashboard.segments(page.user)
         _, fmt = page._, page.fmt
@@ -328,9 +331,154 @@ def segments_page(page: PageDep, dashboard: DashboardDep) -> Response:
             "rf": charts.rf_heatmap(data.rf, fmt, _),
             "class8": charts.share_bars(data.dimensions["rfm_class8"], "rfm_class8", fmt, _),
         }
-        return {"data": data, "figures": figures}
+        clusters = behaviour.clusters(settings, store)
+        return {
+            "data": data,
+            "figures": figures,
+            "segment_links": SEGMENT_LINKS,
+            "dimension_names": DIMENSION_NAMES,
+            "clusters": [(c["cluster"], cluster_label(c, _)) for c in clusters.clusters],
+        }
 
     return _show(page, "segments.html", build)
+
+
+SEGMENT_DIMENSIONS: tuple[str, ...] = get_args(Dimension)
+DIMENSION_NAMES = {
+    "rfm_segment": N_("RFM segment"),
+    "rfm_class8": N_("8-class RFM"),
+    "abc_class": N_("ABC class"),
+    "value_tier": N_("Value tier"),
+    "lifecycle_stage": N_("Lifecycle stage"),
+    "churn_risk": N_("Churn risk"),
+    "behaviour_cluster": N_("Behaviour cluster"),
+}
+SEGMENT_LINKS = ("rfm_segment", "rfm_class8", "value_tier", "lifecycle_stage")
+"""Dimensions whose classes the segments page links to a segment view (clusters too)."""
+CHANNEL_NAMES = {
+    "app": N_("App"),
+    "web": N_("Web"),
+    "store": N_("Store"),
+    "mini_program": N_("Mini program"),
+}
+"""Order channels of the generated data; other channels show as they are stored."""
+BEHAVIOUR_FEATURES = {
+    "orders": N_("Orders"),
+    "avg_order_value": N_("Average order value"),
+    "recency_days": N_("Days since last order"),
+    "tenure_days": N_("Days since first order"),
+    "basket_size": N_("Products per order"),
+    "categories": N_("Categories bought"),
+    "top_category_share": N_("Share of the main category"),
+    "discount_share": N_("Discounted lines"),
+    "return_share": N_("Returned lines"),
+    "weekend_share": N_("Weekend orders"),
+    "night_share": N_("Night orders"),
+    "morning_share": N_("Morning orders"),
+    "afternoon_share": N_("Afternoon orders"),
+    "evening_share": N_("Evening orders"),
+    "main_channel_share": N_("Loyalty to one channel"),
+    "views": N_("Product views"),
+    "carts": N_("Cart adds"),
+}
+"""The behaviour features clusters are described by (`engine.behaviour.FEATURES`)."""
+REC_REASONS = {
+    "bought_often": N_("Bought often"),
+    "popular": N_("Popular"),
+    "popular_in_segment": N_("Popular in their segment"),
+    "bought_with": N_("Bought together"),
+    "customers_like_you": N_("Customers like you"),
+}
+"""Badge text of each recommendation reason code."""
+REC_MODELS = {
+    "buy_again": N_("Buy again"),
+    "popularity": N_("Popularity"),
+    "segment_popularity": N_("Popularity in the segment"),
+    "cooccurrence": N_("Bought together (co-occurrence)"),
+    "als": N_("Customers like you (ALS)"),
+}
+REC_METRICS = {
+    "precision": N_("precision"),
+    "recall": N_("recall"),
+    "ndcg": N_("NDCG"),
+    "hit_rate": N_("hit rate"),
+}
+REC_BASELINES = frozenset({"buy_again", "popularity", "segment_popularity"})
+"""Recommenders that are baselines: a model earns its place only by beating them."""
+TOP_RULES = 3
+"""Association rules shown per top product of a segment."""
+
+
+def cluster_label(cluster: Mapping[str, Any], _: Callable[..., str]) -> str:
+    """A behaviour cluster in the page's words: its distinguishing features, high or low (the
+    run's own label names the features in code)."""
+    parts = []
+    for d in cluster.get("distinctions") or []:
+        feature = _(BEHAVIOUR_FEATURES.get(d["feature"], d["feature"]))
+        if d["z"] > 0:
+            parts.append(_("%(feature)s: high", feature=feature))
+        else:
+            parts.append(_("%(feature)s: low", feature=feature))
+    return " · ".join(parts) or str(cluster.get("label") or "")
+
+
+@router.get("/segments/{dimension}/{key}")
+def segment_page(
+    dimension: str, key: str, page: PageDep, store: StoreDep, settings: SettingsDep
+) -> Response:
+    """One segment's buying behaviour: what the `/api/v1/segments/{dimension}/{key}/…`,
+    association-rule, cluster and evaluation twins return, for the viewer's customers."""
+
+    def build() -> dict[str, Any]:
+        if dimension not in SEGMENT_DIMENSIONS:
+            raise NotFoundError(f"no segment dimension {dimension!r}")
+        if not key or len(key) > 64 or not key.isprintable():
+            raise InvalidInputError(f"not a segment name: {key!r}")
+        _, fmt = page._, page.fmt
+        products = behaviour.segment_products(settings, store, page.user, dimension, key)
+        habits = behaviour.segment_behaviour(settings, store, page.user, dimension, key)
+        rules = [
+            rule
+            for p in products.products
+            for rule in behaviour.rules(
+                settings, store, product_id=p["product_id"], limit=TOP_RULES
+            ).rules
+        ]
+        clusters = behaviour.clusters(settings, store)
+        figures: dict[str, Any] = {}
+        if habits.heatmap:
+            figures["habits"] = segment_charts.weekday_hour(habits.heatmap, fmt, _)
+        if habits.categories:
+            figures["categories"] = segment_charts.preference_bars(habits.categories, str, _)
+        if habits.channels:
+            figures["channels"] = segment_charts.preference_bars(
+                habits.channels, lambda c: _(CHANNEL_NAMES[c]) if c in CHANNEL_NAMES else c, _
+            )
+        if habits.funnel and habits.funnel["viewers"]:
+            figures["funnel"] = segment_charts.browse_funnel(habits.funnel, _)
+        name = (
+            _("Cluster %(cluster)s", cluster=key)
+            if dimension == "behaviour_cluster"
+            else fmt.label(dimension, key)
+        )
+        return {
+            "dimension": dimension,
+            "dimension_name": _(DIMENSION_NAMES[dimension]),
+            "key": key,
+            "name": name,
+            "products": products,
+            "habits": habits,
+            "rules": rules,
+            "clusters": [(c, cluster_label(c, _)) for c in clusters.clusters],
+            "evaluation": behaviour.evaluation(settings, store),
+            "figures": figures,
+            "rec_models": REC_MODELS,
+            "rec_baselines": REC_BASELINES,
+            "rec_metrics": REC_METRICS,
+            "behaviour_features": BEHAVIOUR_FEATURES,
+        }
+
+    return _show(page, "segment.html", build)
 
 
 @router.get("/lifecycle")
@@ -425,12 +573,38 @@ def _vocab() -> dict[str, list[str]]:
 
 
 @router.get("/customers/{customer_id}")
-def customer_page(customer_id: str, page: PageDep, dashboard: DashboardDep) -> Response:
+def customer_page(
+    customer_id: str,
+    page: PageDep,
+    dashboard: DashboardDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
     def build() -> dict[str, Any]:
         data = dashboard.customer(page.user, customer_id)
         figures = {"orders": charts.order_history(data.months, page._)} if data.months else {}
         unmasked = can(page.user, PII_READ)
-        return {"data": data, "p": data.profile, "figures": figures, "unmasked": unmasked}
+        recs = behaviour.customer_recommendations(store, page.user, customer_id)
+        cluster = next(
+            (
+                c
+                for c in behaviour.clusters(settings, store).clusters
+                if c["cluster"] == recs.behaviour_cluster
+            ),
+            None,
+        )
+        titles = {r["product_id"]: r["title"] for r in recs.repeat + recs.new}
+        return {
+            "data": data,
+            "p": data.profile,
+            "figures": figures,
+            "unmasked": unmasked,
+            "recs": recs,
+            "cluster": cluster,
+            "cluster_label": cluster_label(cluster, page._) if cluster else None,
+            "rec_reasons": REC_REASONS,
+            "product_titles": titles,
+        }
 
     return _show(page, "customer.html", build)
 
