@@ -93,6 +93,11 @@ def _visible(viewer: Viewer) -> ColumnElement[bool] | None:
     return false()  # a manager without a team, or a role this code does not know: nothing
 
 
+def sees_everyone(viewer: Viewer) -> bool:
+    """True when the viewer's role filters no customers out."""
+    return _visible(viewer) is None
+
+
 def scope(viewer: Viewer, *, run_id: str | None = None) -> Select[PublishedProfile]:
     """The profiles `viewer` may read: of the current run, or of `run_id` if it is published.
 
