@@ -24,6 +24,8 @@ demo: $(VENV)/.installed
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml ingest
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml quality
 	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml run
+	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml playbook apply
+	$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml complaints import
 	@$(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml users add admin --role admin 2>/dev/null \
 	  || $(BIN)/tierwise --config $(DEMO_DIR)/tierwise.toml users reset-password admin
 	@echo "dashboard on http://127.0.0.1:8000/ (sign in as admin with the password above; JSON API under /api/v1)"
