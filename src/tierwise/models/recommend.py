@@ -13,6 +13,7 @@ batches, and top-N per customer is a vectorised per-row sort of sparse candidate
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -146,7 +147,7 @@ def top_n(c: Candidates, n: int) -> Candidates:
     return Candidates(c.row[keep], c.item[keep], c.score[keep], c.related[keep])
 
 
-class Recommender:
+class Recommender(ABC):
     """Base class: `fit(data)`, then `recommend(data, rows, n=…, kind=…)`.
 
     Subclasses say which kinds they can rank and produce candidates for a batch of customers;
@@ -157,14 +158,16 @@ class Recommender:
     reason: ClassVar[Reason]
     kinds: ClassVar[tuple[str, ...]] = KINDS
 
+    @abstractmethod
     def fit(self, data: Interactions) -> Self:
-        raise NotImplementedError
+        """Learn from the weighted customer × product purchases."""
 
+    @abstractmethod
     def _candidates(
         self, data: Interactions, rows: Ints, history: sp.csr_matrix, kind: str, n: int,
         allowed: NDArray[np.bool_],
     ) -> Candidates:  # fmt: skip
-        raise NotImplementedError
+        """Scored items for the customers `rows`, at least `n` each where there are enough."""
 
     def _check_fitted(self, data: Interactions) -> None:
         if not hasattr(self, "n_products_"):

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import ibis
 import pyarrow as pa
 from ibis.backends import BaseBackend
-from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from tierwise.core.errors import InvalidInputError, NotFoundError
@@ -33,10 +33,11 @@ from tierwise.services.access import Viewer, require_operator, scope
 from tierwise.services.serving import Store
 from tierwise.services.tasks import (
     check_assignee,
+    current_run_id,
     customers_in_scope,
     enabled_user,
     not_found,
-    team_members,
+    owned_or_in_scope,
 )
 from tierwise.services.warehouse import connect
 from tierwise.store.audit import audit
@@ -52,7 +53,6 @@ from tierwise.store.models import (
     User,
     utcnow,
 )
-from tierwise.store.publish import current_run
 from tierwise.store.tasks import open_task
 from tierwise.strategy.sla import SlaState, SlaSummary, Ticket, deadlines, raised_churn_risk
 from tierwise.strategy.sla import sla_state as state_of
@@ -66,16 +66,9 @@ _UNRESOLVED = [s.value for s in UNRESOLVED_COMPLAINT_STATUSES]
 
 
 def _visible(viewer: Viewer, run_id: str | None) -> ColumnElement[bool]:
-    if viewer.role in (Role.ADMIN, Role.ANALYST):
-        return true()
-    if viewer.role not in (Role.MANAGER, Role.AGENT):
-        return false()
-    mine = [Complaint.owner == viewer.username]
-    if run_id is not None:
-        mine.append(Complaint.customer_id.in_(customers_in_scope(viewer, run_id).scalar_subquery()))
-    if viewer.role == Role.MANAGER and viewer.team:
-        mine.append(Complaint.owner.in_(team_members(viewer.team).scalar_subquery()))
-    return or_(*mine)
+    return owned_or_in_scope(
+        viewer, run_id, owners=[Complaint.owner], customer=Complaint.customer_id
+    )
 
 
 @dataclass(frozen=True)
@@ -145,11 +138,6 @@ class ComplaintPage:
     page_size: int
 
 
-def _run_id(session: Session) -> str | None:
-    run = current_run(session)
-    return run.run_id if run else None
-
-
 def _breached(now: datetime) -> ColumnElement[bool]:
     def missed(due: Any, done: Any) -> ColumnElement[bool]:
         return (done.is_(None) & (due < now)) | (done.is_not(None) & (done > due))
@@ -172,7 +160,7 @@ def list_complaints(
     """The viewer's tickets, newest first."""
     now = now or utcnow()
     with store.read() as session:
-        visible = _visible(viewer, _run_id(session))
+        visible = _visible(viewer, current_run_id(session))
         counts = dict(
             session.execute(
                 select(Complaint.status, func.count()).where(visible).group_by(Complaint.status)
@@ -212,7 +200,7 @@ def _visible_complaint(
     session: Session, viewer: Viewer, complaint_id: int, *, for_update: bool = False
 ) -> Complaint | None:
     query = select(Complaint).where(
-        Complaint.id == complaint_id, _visible(viewer, _run_id(session))
+        Complaint.id == complaint_id, _visible(viewer, current_run_id(session))
     )
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -280,7 +268,7 @@ def create_complaint(
     now = now or utcnow()
     _check_category(category)
     with store.write.begin() as session:
-        run_id = _run_id(session)
+        run_id = current_run_id(session)
         profile = None
         if run_id is not None:
             profile = session.scalar(
@@ -476,7 +464,7 @@ def import_complaints(
             elif resolved is not None and complaint.status in _UNRESOLVED:
                 move(session, complaint, ComplaintStatus.RESOLVED, now=resolved)
                 result.resolved += 1
-        run_id = _run_id(session)
+        run_id = current_run_id(session)
         if run_id is not None:
             for customer_id in session.scalars(
                 select(Complaint.customer_id)
@@ -511,7 +499,7 @@ def _complaint_rows(con: BaseBackend, since: date | None) -> list[dict[str, Any]
 
 def _account_managers(session: Session) -> dict[str, str | None]:
     """customer_id -> account manager in the current run."""
-    run_id = _run_id(session)
+    run_id = current_run_id(session)
     if run_id is None:
         return {}
     return dict(
@@ -548,7 +536,7 @@ def sla_report(
             Complaint.first_response_at,
             Complaint.resolution_due_at,
             Complaint.resolved_at,
-        ).where(_visible(viewer, _run_id(session)))
+        ).where(_visible(viewer, current_run_id(session)))
         if since is not None:
             query = query.where(Complaint.opened_at >= since)
         rows = session.execute(query).all()
@@ -676,7 +664,7 @@ def feedback_by(
     """NPS and CSAT per value of a profile dimension (or membership level), over the survey
     answers of the viewer's customers in the current run."""
     with store.read() as session:
-        run_id = _run_id(session)
+        run_id = current_run_id(session)
         if run_id is None:
             return FeedbackTable(None, dimension, [])
         keys = _scoped_keys(session, viewer, run_id, dimension)
@@ -688,7 +676,7 @@ def feedback_by(
 def feedback_trend(settings: Settings, store: Store, viewer: Viewer) -> FeedbackTable:
     """NPS and CSAT per calendar month of the answer, over the viewer's customers."""
     with store.read() as session:
-        run_id = _run_id(session)
+        run_id = current_run_id(session)
         if run_id is None:
             return FeedbackTable(None, "month", [])
         keys = _scoped_keys(session, viewer, run_id, None)

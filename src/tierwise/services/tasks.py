@@ -10,12 +10,13 @@ when the team has none.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from tierwise.core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from tierwise.core.settings import Settings
@@ -50,18 +51,34 @@ def team_members(team: str) -> Select[Any]:
     return select(User.username).where(User.team == team)
 
 
-def _visible(viewer: Viewer, run_id: str | None) -> ColumnElement[bool]:
-    """The row filter of the tasks `viewer` may see (see the module docstring)."""
+def owned_or_in_scope(
+    viewer: Viewer,
+    run_id: str | None,
+    *,
+    owners: Sequence[InstrumentedAttribute[Any]],
+    customer: InstrumentedAttribute[Any],
+) -> ColumnElement[bool]:
+    """The row filter of work items (tasks, complaints) `viewer` may see: every item for admins
+    and analysts; for agents and managers the items they own (`owners`, the first one also
+    counting for the manager's team) or whose `customer` is in their scope; nothing for others.
+    """
     if viewer.role in (Role.ADMIN, Role.ANALYST):
         return true()
     if viewer.role not in (Role.MANAGER, Role.AGENT):
         return false()
-    mine = [Task.assignee == viewer.username, Task.escalated_to == viewer.username]
+    mine = [owner == viewer.username for owner in owners]
     if run_id is not None:
-        mine.append(Task.customer_id.in_(customers_in_scope(viewer, run_id).scalar_subquery()))
+        mine.append(customer.in_(customers_in_scope(viewer, run_id).scalar_subquery()))
     if viewer.role == Role.MANAGER and viewer.team:
-        mine.append(Task.assignee.in_(team_members(viewer.team).scalar_subquery()))
+        mine.append(owners[0].in_(team_members(viewer.team).scalar_subquery()))
     return or_(*mine)
+
+
+def _visible(viewer: Viewer, run_id: str | None) -> ColumnElement[bool]:
+    """The row filter of the tasks `viewer` may see (see the module docstring)."""
+    return owned_or_in_scope(
+        viewer, run_id, owners=[Task.assignee, Task.escalated_to], customer=Task.customer_id
+    )
 
 
 @dataclass(frozen=True)
@@ -126,7 +143,7 @@ class TaskPage:
     page_size: int
 
 
-def _run_id(session: Session) -> str | None:
+def current_run_id(session: Session) -> str | None:
     run = current_run(session)
     return run.run_id if run else None
 
@@ -147,7 +164,7 @@ def list_tasks(
     """The viewer's tasks, oldest due first (undated last)."""
     now = now or utcnow()
     with store.read() as session:
-        visible = _visible(viewer, _run_id(session))
+        visible = _visible(viewer, current_run_id(session))
         counts = dict(
             session.execute(
                 select(Task.status, func.count()).where(visible).group_by(Task.status)
@@ -183,7 +200,7 @@ def list_tasks(
 
 def _visible_task(session: Session, viewer: Viewer, task_id: int) -> Task | None:
     return session.scalar(
-        select(Task).where(Task.id == task_id, _visible(viewer, _run_id(session)))
+        select(Task).where(Task.id == task_id, _visible(viewer, current_run_id(session)))
     )
 
 
@@ -244,7 +261,7 @@ def create_task(
     sign in, to the creating agent, or else to the unassigned queue."""
     now = now or utcnow()
     with store.write.begin() as session:
-        run_id = _run_id(session)
+        run_id = current_run_id(session)
         profile = None
         if run_id is not None:
             profile = session.scalar(
@@ -366,7 +383,7 @@ def create_churn_tasks(
     require_operator(viewer, "create churn follow-up tasks")
     now = now or utcnow()
     with store.read() as session:
-        run_id = _run_id(session)
+        run_id = current_run_id(session)
         if run_id is None:
             return ChurnTasks(None, 0, 0)
         rows: list[Any] = list(

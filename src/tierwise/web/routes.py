@@ -11,6 +11,7 @@ in a short-lived cookie (double submit).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -199,11 +200,8 @@ def _show(page: Page, template: str, build: Callable[[], Mapping[str, Any]]) -> 
 def login_form(request: Request, store: StoreDep, lang: LangDep, next: str = "/") -> Response:
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        try:
+        with contextlib.suppress(AuthError):  # an expired session signs in again below
             web_viewer(store, secret)
-        except AuthError:
-            pass
-        else:
             return RedirectResponse(safe_next(next), status_code=303)
     return _login_page(Page(request, lang), next=safe_next(next))
 
