@@ -12,7 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tierwise.core.contracts import TABLES
 from tierwise.core.settings import Settings
+from tierwise.services import predict
 from tierwise.services.export import export_profiles
 from tierwise.services.generate import generate
 from tierwise.services.ingest import ingest
@@ -182,3 +184,22 @@ def test_store_failure_is_reported_and_republish_recovers(tmp_path, monkeypatch)
     assert republish(Settings.load(tmp_path / "tierwise.toml")) == warehouse_run
     with opened_store(s) as store, store.read() as session:
         assert store_current(session).run_id == warehouse_run
+
+
+def test_large_training_sets_are_a_hash_sample_of_the_whole_frame(demo, monkeypatch):
+    settings, _, _, report = demo
+    cutoff = date.fromisoformat(report["churn"]["trained_at"])
+    con = connect(settings)
+    try:
+        tables = {n: con.table(n) for n in TABLES if n in set(con.list_tables())}
+        whole = predict._training_frame(tables, cutoff, settings)
+        monkeypatch.setattr(predict, "MAX_TRAINING_ROWS", 500)
+        sample = predict._training_frame(tables, cutoff, settings)
+    finally:
+        con.disconnect()
+    stride = len(whole) // 500 + 1  # the labels count at least the customers of the frame
+    assert stride >= 3
+    assert 0.5 * len(whole) / stride < len(sample) < 1.5 * len(whole) / stride
+    merged = sample.merge(whole, on="customer_id", suffixes=("", "_whole"))
+    assert len(merged) == len(sample)  # every sampled customer, with the same label
+    assert (merged.churned == merged.churned_whole).all()

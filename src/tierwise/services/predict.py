@@ -178,7 +178,9 @@ def _training_frame(tables: dict[str, ir.Table], cutoff: date, settings: Setting
     f = _features(prof, orders, cutoff)
     labels = churn_labels(orders, cutoff=cutoff, window_days=settings.models.churn_window_days)
     t = f.join(labels, "customer_id")
-    n = int(t.count().execute())
+    # Sized by the labels (an orders scan) rather than by `t`: counting `t` would compute every
+    # profile at the cutoff once more just for the count.
+    n = int(labels.count().execute())
     if n > MAX_TRAINING_ROWS:
         t = t.filter(t.customer_id.hash() % ibis.literal(n // MAX_TRAINING_ROWS + 1) == 0)
     frame = t.to_pandas()
