@@ -16,6 +16,7 @@ from sqlalchemy import String, cast, column, inspect, or_, select, table
 from tierwise.api.app import create_app
 from tierwise.core.settings import ModelSettings, Settings, StoreSettings
 from tierwise.services.access import Principal
+from tierwise.services.dashboard import Dashboard
 from tierwise.services.erase import ERASED_SUBJECT
 from tierwise.services.exports import export_customers
 from tierwise.services.generate import generate
@@ -124,7 +125,8 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
             assert hits_in_files(sqlite_store)
 
     app = create_app(settings)
-    with TestClient(app) as client:
+    with TestClient(app) as client, opened_store(settings) as other_store:
+        elsewhere = Dashboard(settings, other_store)  # e.g. a second server process
         token = client.post(
             "/api/v1/auth/tokens",
             json={"name": "t"},
@@ -133,6 +135,7 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
         bearer = {"Authorization": f"Bearer {token}"}
         assert client.get(f"/api/v1/customers/{canary_id}", headers=bearer).status_code == 200
         before_kpis = overview_customers(client, bearer)
+        assert customers_kpi(elsewhere) == before_kpis
         r = client.delete(f"/api/v1/customers/{canary_id}", headers=bearer)
         assert r.status_code == 200, r.text
         receipt = r.json()
@@ -142,6 +145,7 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
         assert receipt["suppressed_contacts"] == 2
         assert client.get(f"/api/v1/customers/{canary_id}", headers=bearer).status_code == 404
         assert overview_customers(client, bearer) == before_kpis - 1  # not a stale kept total
+        assert customers_kpi(elsewhere) == before_kpis - 1  # the request cannot reach it
         assert client.delete(f"/api/v1/customers/{canary_id}", headers=bearer).status_code == 404
         store = app.state.store
         assert store_hits(store) == []
@@ -183,6 +187,10 @@ def test_erased_canary_leaves_no_trace_and_cannot_come_back(pipeline, tmp_path, 
     ]
     assert rejects[0][0] == 2 and rejects[1][0] == len(rows) + 3  # file lines, header is 1
     assert warehouse_hits(warehouse) == []
+
+
+def customers_kpi(dashboard: Dashboard) -> float:
+    return next(k.value for k in dashboard.overview(ADMIN).kpis if k.key == "customers")
 
 
 def overview_customers(client: TestClient, bearer: dict[str, str]) -> float:

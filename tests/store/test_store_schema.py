@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
@@ -100,3 +101,40 @@ def test_timestamps_come_back_as_aware_utc(session):
             )
         )
         session.flush()
+
+
+def test_migration_0005_copies_scores_out_of_published_documents_and_downgrades(empty_url):
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO published_runs (run_id, as_of, status, created_at, customers, "
+                    "is_current) VALUES ('r1', '2025-01-31', 'published', :now, 2, true)"
+                ),
+                {"now": datetime.now(UTC)},
+            )
+            for cid, doc in (("a", '{"r_score": 5, "f_score": 2}'), ("b", '{"r_score": null}')):
+                conn.execute(
+                    text(
+                        "INSERT INTO published_profiles (run_id, customer_id, profile) "
+                        "VALUES ('r1', :cid, :doc)"
+                    ),
+                    {"cid": cid, "doc": doc},
+                )
+        upgrade(engine)
+        assert schema_diff(engine) == []
+        with engine.connect() as conn:
+            scores = conn.execute(
+                text("SELECT customer_id, r_score, f_score FROM published_profiles ORDER BY 1")
+            ).all()
+        assert [tuple(r) for r in scores] == [("a", 5, 2), ("b", None, None)]
+        cfg = alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        columns = {c["name"] for c in inspect(engine).get_columns("published_profiles")}
+        assert "r_score" not in columns
+    finally:
+        engine.dispose()

@@ -11,14 +11,22 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 from tests.web.conftest import AGENT, OTHER_AGENT, Demo
 
 from tierwise.core.errors import NotFoundError, PermissionDeniedError
 from tierwise.core.settings import Settings
 from tierwise.services.access import Principal
-from tierwise.services.dashboard import Dashboard, ListFilter, RunRef
+from tierwise.services.dashboard import (
+    Dashboard,
+    ListFilter,
+    RunRef,
+    run_dashboard,
+    snapshot_from_document,
+)
 from tierwise.services.serving import CustomerFilter, Store, opened_store
 from tierwise.services.warehouse import connect
+from tierwise.store.models import PublishedRun
 
 ADMIN = Principal(1, "admin", "admin", "admin", None)
 ANALYST = Principal(2, "analyst", "analyst", "analyst", None)
@@ -95,6 +103,29 @@ def test_warehouse_and_store_snapshots_agree(dashboard: Dashboard, viewer: Princ
         slow = dashboard.store_snapshot(viewer, run)
         assert (fast.source, slow.source) == ("warehouse", "store")
         close({**asdict(fast), "source": None}, {**asdict(slow), "source": None})
+
+
+def test_publishing_keeps_the_run_summary_and_a_missing_one_is_computed_once(dashboard, store):
+    current, _ = runs(dashboard)
+    kept = dashboard.snapshot(ADMIN, current)
+    with dashboard.warehouse() as con:
+        assert con is not None
+        document = run_dashboard(con, current)
+    assert document is not None
+    close(asdict(kept), asdict(snapshot_from_document(document)))
+
+    def stored() -> Any:
+        with store.read() as session:
+            query = select(PublishedRun.dashboard).where(PublishedRun.run_id == current.run_id)
+            return session.scalar(query)
+
+    with store.write.begin() as session:  # as if published before runs kept their summary
+        session.execute(
+            update(PublishedRun).where(PublishedRun.run_id == current.run_id).values(dashboard=None)
+        )
+    assert stored() is None
+    close(asdict(dashboard.snapshot(ADMIN, current)), asdict(kept))
+    close(stored(), document)
 
 
 def test_run_level_numbers_match_plain_sql_on_the_snapshot(dashboard, warehouse):
@@ -245,7 +276,9 @@ def test_a_missing_warehouse_leaves_store_numbers_and_empty_history(demo, store,
     )
     dashboard = Dashboard(settings, store)
     current, _ = runs(dashboard)
-    assert dashboard.snapshot(ADMIN, current).source == "store"
+    kept = dashboard.snapshot(ADMIN, current)  # publishing kept it with the run
+    assert kept == Dashboard(demo.settings, store).snapshot(ADMIN, current)
+    assert dashboard.snapshot(AGENT_VIEWER, current).source == "store"
     assert not (tmp_path / "x").exists()
     assert dashboard.data(ADMIN).warehouse_available is False
     busy = dashboard.customers(ADMIN, ListFilter()).items[0]

@@ -17,6 +17,7 @@ a warehouse that cannot be opened (missing, or held by another process) leaves t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -71,7 +72,7 @@ from tierwise.services.serving import (
 )
 from tierwise.services.warehouse import connect
 from tierwise.store.models import PublishedProfile, PublishedRun, RunStatus
-from tierwise.store.publish import current_run
+from tierwise.store.publish import current_run, store_dashboard
 from tierwise.store.web_sessions import web_session_user
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ _FRAME_SCHEMA = pa.schema(
     ]
 )
 """Per-customer columns every summary is computed from."""
-_JSON_FIELDS = {"r_score": "integer", "f_score": "integer", "mean_nps": "float"}
+_JSON_FIELDS = ("mean_nps",)
 """Columns of `_FRAME_SCHEMA` that the store keeps only inside the profile document."""
 
 
@@ -221,9 +222,7 @@ def _store_frame(session: Session, query: Select[Any]) -> pa.Table:
     """The frame columns of the profiles `query` selects (a `scope` query)."""
     p = PublishedProfile
     columns = [getattr(p, name) for name in _FRAME_SCHEMA.names if name not in _JSON_FIELDS]
-    for name, kind in _JSON_FIELDS.items():
-        doc = p.profile[name]
-        columns.append((doc.as_integer() if kind == "integer" else doc.as_float()).label(name))
+    columns += [p.profile[name].as_float().label(name) for name in _JSON_FIELDS]
     rows = session.execute(query.with_only_columns(*columns)).all()
     names = [name for name in _FRAME_SCHEMA.names if name not in _JSON_FIELDS] + list(_JSON_FIELDS)
     data = dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {}
@@ -368,6 +367,32 @@ def summarise(run: RunRef, frame: pa.Table, source: Literal["warehouse", "store"
         clv=_histogram(frame["clv"]),
         profit=_histogram(profit, zero_edge=True),
     )
+
+
+def snapshot_document(snap: Snapshot) -> dict[str, Any]:
+    """A snapshot as JSON-ready data, the way `PublishedRun.dashboard` keeps it."""
+    return dataclasses.asdict(snap) | {"as_of": snap.as_of.isoformat()}
+
+
+def snapshot_from_document(doc: Mapping[str, Any]) -> Snapshot:
+    return Snapshot(
+        run_id=doc["run_id"],
+        as_of=date.fromisoformat(doc["as_of"]),
+        source=doc["source"],
+        totals=Totals(**doc["totals"]),
+        dimensions={k: [Bucket(**b) for b in v] for k, v in doc["dimensions"].items()},
+        rf=[RfCell(**c) for c in doc["rf"]],
+        pareto=[ParetoPoint(**p) for p in doc["pareto"]],
+        clv=Histogram(**doc["clv"]),
+        profit=Histogram(**doc["profit"]),
+    )
+
+
+def run_dashboard(con: BaseBackend, run: RunRef) -> dict[str, Any] | None:
+    """The summary of every customer of `run`, from its warehouse snapshot (None when that is
+    gone): publishing stores it with the run, erasure recomputes it."""
+    frame = _warehouse_frame(con, run.run_id)
+    return None if frame is None else snapshot_document(summarise(run, frame, "warehouse"))
 
 
 def sees_every_customer(viewer: Viewer) -> bool:
@@ -558,19 +583,16 @@ SCORE_REASONS = (
 class Dashboard:
     """The dashboard's reads for one process; keeps run-level snapshots of recent runs."""
 
-    def __init__(self, settings: Settings, store: Store, *, keep_runs: int = 8) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.keep_runs = keep_runs
-        self._snapshots: dict[str, Snapshot] = {}
         self._stage_counts: dict[str, dict[str, int]] = {}
         self._models: dict[str, ModelSummary | None] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
-        """Forget every kept snapshot, e.g. after an erasure changed the published rows."""
+        """Forget what this process keeps about runs, e.g. after an erasure changed them."""
         with self._lock:
-            self._snapshots.clear()
             self._stage_counts.clear()
             self._models.clear()
 
@@ -623,6 +645,7 @@ class Dashboard:
     def snapshot(self, viewer: Viewer, run: RunRef) -> Snapshot:
         """`run` summed over the viewer's customers.
 
+        For viewers who see everyone this is the document publishing stored with the run.
         Scoped viewers' customers are the ids `scope(viewer)` selects in the store (an index
         read); their columns come from the run's warehouse snapshot, which holds them typed,
         instead of from every customer's profile document in the store.
@@ -641,22 +664,20 @@ class Dashboard:
             if frame is None or frame.num_rows != len(ids):
                 return self.store_snapshot(viewer, run)
             return summarise(run, frame, "warehouse")
-        with self._lock:
-            cached = self._snapshots.get(run.run_id)
-            if cached is not None:
-                return cached
-            frame = None
+        with self.store.read() as session:
+            document = session.scalar(
+                select(PublishedRun.dashboard).where(PublishedRun.run_id == run.run_id)
+            )
+        if document is not None:
+            return snapshot_from_document(document)
+        with self._lock:  # published before runs kept their summary: compute it once, keep it
             with self.warehouse() as con:
-                if con is not None:
-                    frame = _warehouse_frame(con, run.run_id)
-            if frame is None:
-                snap = self.store_snapshot(viewer, run)
-            else:
-                snap = summarise(run, frame, "warehouse")
-            self._snapshots[run.run_id] = snap
-            while len(self._snapshots) > self.keep_runs:
-                self._snapshots.pop(next(iter(self._snapshots)))
-            return snap
+                document = run_dashboard(con, run) if con is not None else None
+            if document is None:
+                return self.store_snapshot(viewer, run)
+            with self.store.write.begin() as session:
+                store_dashboard(session, run.run_id, document, only_if_missing=True)
+            return snapshot_from_document(document)
 
     def store_snapshot(self, viewer: Viewer, run: RunRef) -> Snapshot:
         """`run` summed from the store over `scope(viewer)`, never cached."""
@@ -855,9 +876,9 @@ class Dashboard:
             if run is None:
                 return CustomerPage(None, [], 0, page, page_size)
             query = filtered(viewer, run.run_id, where.base)
-            for name, value in (("r_score", where.r), ("f_score", where.f)):
+            for score, value in ((p.r_score, where.r), (p.f_score, where.f)):
                 if value is not None:
-                    query = query.where(p.profile[name].as_integer() == value)
+                    query = query.where(score == value)
             total = self._cell_size(viewer, RunRef(run.run_id, run.as_of), where)
             if total is None:
                 total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)

@@ -19,7 +19,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from ibis.backends import BaseBackend
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from tierwise.core.errors import (
     InvalidInputError,
@@ -34,7 +36,8 @@ from tierwise.services.locking import warehouse_lock
 from tierwise.services.meta import QUARANTINE
 from tierwise.services.serving import Store, store_url
 from tierwise.store.audit import audit
-from tierwise.store.models import SubjectKind, SuppressionReason
+from tierwise.store.models import PublishedRun, RunStatus, SubjectKind, SuppressionReason
+from tierwise.store.publish import store_dashboard
 from tierwise.store.suppression import erase_customer, subject_hash, suppress, suppressed_hashes
 
 ERASED_SUBJECT = "erased_subject"
@@ -134,6 +137,8 @@ def forget(settings: Settings, store: Store, customer_id: str, *, actor: str) ->
                 )
                 if not (contacts or any(store_rows.values()) or any(warehouse_rows.values())):
                     raise NotFoundError(f"no customer {customer_id!r}")  # rolls the store back
+                if con is not None:
+                    _recount_dashboards(session, con)
         finally:
             if con is not None:
                 con.disconnect()
@@ -220,6 +225,22 @@ def _erase_warehouse(
             [pattern],
         ).fetchall()[0][0]
     return deleted, int(redacted)
+
+
+def _recount_dashboards(session: Session, con: BaseBackend) -> None:
+    """Published runs' dashboard summaries without the erased person: every server process
+    reads them from the store, so none keeps showing the old totals."""
+    from tierwise.services.dashboard import RunRef, run_dashboard  # it imports ingest, and so us
+
+    runs = session.execute(
+        select(PublishedRun.run_id, PublishedRun.as_of).where(
+            PublishedRun.status == RunStatus.PUBLISHED.value
+        )
+    ).all()
+    for run_id, as_of in runs:
+        document = run_dashboard(con, RunRef(run_id, as_of))
+        if document is not None:
+            store_dashboard(session, run_id, document)
 
 
 def compact_duckdb(path: Path, *, memory_limit: str | None = None) -> None:

@@ -15,14 +15,15 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 from ibis.backends import BaseBackend
 
 from tierwise.core.settings import Settings
 from tierwise.engine.staging import customers_at
+from tierwise.services.dashboard import RunRef, run_dashboard
 from tierwise.services.run import snapshot_table
 from tierwise.services.serving import opened_store
-from tierwise.store.publish import PublishResult, publish_run
+from tierwise.store.publish import DEFAULT_BATCH, PublishResult, publish_run
 
 CONTACT_COLUMNS = (
     "name", "phone", "email", "consent_marketing", "account_manager", "region", "city",
@@ -78,18 +79,21 @@ def publish(settings: Settings, con: BaseBackend, run_id: str, as_of: date) -> P
     migrations = con.table(snapshot_table("migration", run_id)).to_pyarrow().to_pylist()
     cohorts = con.table(snapshot_table("cohorts", run_id)).to_pyarrow().to_pylist()
     summaries = segment_summaries(profiles)
+    dashboard = run_dashboard(con, RunRef(run_id, as_of))
     # Spooled to Parquet and read back in batches: bounded memory, and the warehouse
-    # connection is free again before the store is written.
+    # connection is free again before the store is written. Spark writes a directory of parts.
+    # In id order, the rows append to the end of the store's table and primary key.
     with tempfile.TemporaryDirectory(prefix="tierwise-publish-") as tmp:
         spool = Path(tmp) / "profiles.parquet"
-        published_rows(con, run_id, as_of).to_parquet(spool)
+        published_rows(con, run_id, as_of).order_by("customer_id").to_parquet(spool)
         with opened_store(settings) as store:
             return publish_run(
                 store.write,
                 run_id,
                 as_of,
-                pq.ParquetFile(spool).iter_batches(batch_size=10_000),
+                ds.dataset(spool, format="parquet").to_batches(batch_size=DEFAULT_BATCH),
                 summaries=summaries,
+                dashboard=dashboard,
                 migrations=[
                     {k: r[k] for k in ("dimension", "from_value", "to_value", "customers", "rate")}
                     for r in migrations

@@ -49,6 +49,7 @@ def _tune_sqlite(engine: Engine) -> None:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA page_size = 8192")  # new files only: a profile row fits a page
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten
         if engine.url.database not in (None, "", ":memory:"):

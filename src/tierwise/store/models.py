@@ -238,6 +238,8 @@ class PublishedRun(Base):
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     customers: Mapped[int] = mapped_column(Integer, default=0)
     is_current: Mapped[bool] = mapped_column(default=False)
+    dashboard: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    """The dashboard's summary of every customer of the run (services.dashboard), or None."""
 
 
 def _run_fk() -> Mapped[str]:
@@ -257,13 +259,25 @@ PROFILE_FILTERS = (
 PROFILE_SORT_KEYS = ("revenue", "orders", "recency_days", "clv", "churn_probability", "customer_id")
 """Columns customer lists sort by. Every filter index carries them all, so a filtered and sorted
 page sorts narrow index entries instead of reading the wide profile rows."""
+SCOPED_FILTERS = (
+    "rfm_segment", "rfm_class8", "abc_class", "value_tier", "lifecycle_stage", "churn_risk",
+    "r_score", "f_score",
+)  # fmt: skip
+"""Also carried by the account_manager index: an agent's filtered list (their high churn risk
+customers, an R×F cell) is then answered from index entries alone."""
 
 
 class PublishedProfile(Base):
     __tablename__ = "published_profiles"
     __table_args__ = (
         *(
-            Index(f"ix_published_profiles_{c}_sorted", "run_id", c, *PROFILE_SORT_KEYS)
+            Index(
+                f"ix_published_profiles_{c}_sorted",
+                "run_id",
+                c,
+                *PROFILE_SORT_KEYS,
+                *(SCOPED_FILTERS if c == "account_manager" else ()),
+            )
             for c in PROFILE_FILTERS
         ),
         Index("ix_published_profiles_sorted", "run_id", *PROFILE_SORT_KEYS),
@@ -278,6 +292,8 @@ class PublishedProfile(Base):
     lifecycle_stage: Mapped[str | None] = mapped_column(String(16))
     churn_risk: Mapped[str | None] = mapped_column(String(16))
     account_manager: Mapped[str | None] = mapped_column(String)
+    r_score: Mapped[int | None] = mapped_column(Integer)
+    f_score: Mapped[int | None] = mapped_column(Integer)
     revenue: Mapped[float | None] = mapped_column(Double)
     orders: Mapped[int | None] = mapped_column(Integer)
     recency_days: Mapped[int | None] = mapped_column(Integer)

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Select, delete, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +60,8 @@ TYPED_COLUMNS: dict[str, Callable[[Any], Any]] = {
     "lifecycle_stage": str,
     "churn_risk": str,
     "account_manager": str,
+    "r_score": int,
+    "f_score": int,
     "revenue": float,
     "orders": int,
     "recency_days": int,
@@ -72,12 +76,6 @@ TYPED_COLUMNS: dict[str, Callable[[Any], Any]] = {
 """Profile fields copied into typed columns; absent ones are stored as NULL."""
 
 _RUN_TABLES = (PublishedProfile, SegmentSummary, SegmentMigration, CohortRetention)
-
-
-class RowBatch(Protocol):
-    """A batch of rows, e.g. a pyarrow RecordBatch (pass `table.to_batches()`)."""
-
-    def to_pylist(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -107,16 +105,8 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"profile value {value!r} of type {type(value).__name__} is not storable")
 
 
-def _profile_row(run_id: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for key, value in row.items():  # inlined common cases: this runs for every profile cell
-        kind = type(value)
-        if value is None or kind is str or kind is int or kind is bool:
-            doc[str(key)] = value
-        elif kind is float:
-            doc[str(key)] = value if math.isfinite(value) else None
-        else:
-            doc[str(key)] = _json_value(value)
+def _profile_row(run_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The store row of one JSON-ready profile document (see `_documents`)."""
     customer_id = doc.get("customer_id")
     if customer_id is None or customer_id == "":
         raise ValueError(f"profile row without customer_id: {sorted(doc)[:10]}")
@@ -127,12 +117,34 @@ def _profile_row(run_id: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _rows(rows: Iterable[Mapping[str, Any] | RowBatch]) -> Iterator[Mapping[str, Any]]:
+def _json_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with every column holding JSON-safe values only, made column by column (a
+    million profiles of ~75 fields): NaN and infinities null, dates and times ISO text."""
+    columns = []
+    for column in batch.columns:
+        kind = column.type
+        if pa.types.is_floating(kind):
+            column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, kind))
+        elif pa.types.is_decimal(kind):
+            column = column.cast(pa.float64())
+        elif not (
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_integer(kind)
+            or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind)
+        ):  # dates, times, lists: value by value, as a single document would be
+            column = pa.array([_json_value(v) for v in column.to_pylist()])
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _documents(rows: Iterable[Mapping[str, Any] | pa.RecordBatch]) -> Iterator[dict[str, Any]]:
     for item in rows:
         if isinstance(item, Mapping):
-            yield item
+            yield {str(k): _json_value(v) for k, v in item.items()}
         else:
-            yield from item.to_pylist()
+            yield from _json_ready(item).to_pylist()
 
 
 def _insert_batches(
@@ -205,6 +217,7 @@ def _switch(
     run_id: str,
     customers: int,
     extras: list[tuple[type[Base], list[dict[str, Any]]]],
+    dashboard: Mapping[str, Any] | None,
     actor: str,
 ) -> str | None:
     """Make `run_id` current in the caller's transaction; returns the run current before."""
@@ -223,6 +236,7 @@ def _switch(
             is_current=True,
             customers=customers,
             published_at=utcnow(),
+            dashboard=_json_value(dashboard) if dashboard is not None else None,
         )
     )
     audit(session, actor, "publish", run_id, customers=customers, previous=previous)
@@ -252,23 +266,24 @@ def publish_run(
     factory: sessionmaker[Session],
     run_id: str,
     as_of: date,
-    rows: Iterable[Mapping[str, Any] | RowBatch],
+    rows: Iterable[Mapping[str, Any] | pa.RecordBatch],
     *,
     summaries: Iterable[Mapping[str, Any]] = (),
     migrations: Iterable[Mapping[str, Any]] = (),
     cohorts: Iterable[Mapping[str, Any]] = (),
+    dashboard: Mapping[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH,
     actor: str = "system",
 ) -> PublishResult:
     """Load a run's profiles (dicts or pyarrow batches) and make it the current run.
 
     On any failure, including one raised by `rows` itself, the partial load is removed and the
-    current run stays as it was. Summaries, migrations and cohorts are small and are written in
-    the switching transaction, so they always belong to the current run.
+    current run stays as it was. Summaries, migrations, cohorts and the `dashboard` document are
+    small and are written in the switching transaction, so they always belong to the current run.
     """
     _start(factory, run_id, as_of)
     try:
-        profiles = (_profile_row(run_id, r) for r in _rows(rows))
+        profiles = (_profile_row(run_id, doc) for doc in _documents(rows))
         customers = _insert_batches(factory, PublishedProfile, profiles, batch_size)
         extras = [
             (SegmentSummary, _extras(run_id, summaries)),
@@ -276,12 +291,23 @@ def publish_run(
             (CohortRetention, _extras(run_id, cohorts)),
         ]
         with factory.begin() as session:
-            previous = _switch(session, run_id, customers, extras, actor)
+            previous = _switch(session, run_id, customers, extras, dashboard, actor)
     except BaseException:
         _abandon(factory, run_id)
         raise
     retired = _retire(factory, {run_id} | ({previous} if previous else set()))
     return PublishResult(run_id, customers, previous, retired)
+
+
+def store_dashboard(
+    session: Session, run_id: str, document: Mapping[str, Any], *, only_if_missing: bool = False
+) -> None:
+    """Replace a published run's dashboard document (after an erasure changed its customers);
+    `only_if_missing` never overwrites one, so a late backfill cannot undo an erasure's."""
+    query = update(PublishedRun).where(PublishedRun.run_id == run_id)
+    if only_if_missing:
+        query = query.where(PublishedRun.dashboard.is_(None))
+    session.execute(query.values(dashboard=_json_value(document)))
 
 
 def current_run(session: Session) -> PublishedRun | None:
