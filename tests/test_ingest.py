@@ -350,3 +350,23 @@ def test_quality_report_counts_orphans_outliers_and_reasons(tmp_path):
     assert o["reject_reasons"] == {"bad_date": 1}
     assert o["completeness"]["customer_id"] == 1.0 and o["completeness"]["product_id"] == 0.0
     assert report["tables"]["customers"]["completeness"]["name"] == 1.0
+
+
+def test_amount_quartiles_of_many_lines_come_from_a_repeatable_sample(tmp_path, monkeypatch):
+    from tierwise.services import quality
+
+    rows = [[f"c{i % 50}", f"o{i}", "2024-01-01", str(i), ""] for i in range(1, 1001)]
+    (tmp_path / "orders.csv").write_text(csv_text(rows), encoding="utf-8")
+    s = write_config(tmp_path, f'[sources.orders]\npath = "orders.csv"\n{MAPPING_ZH}')
+    ingest(s)
+    con = connect(s)
+    exact = quality.quality_report(con)["tables"]["orders"]
+    assert exact["amount_outliers"]["fences"] == [-1247.75, 2248.75]  # q1 250.75, q3 750.25
+    monkeypatch.setattr(quality, "QUARTILE_LINES", 100)
+    sampled = quality.quality_report(con)["tables"]["orders"]
+    assert (
+        sampled["amount_outliers"]
+        == quality.quality_report(con)["tables"]["orders"]["amount_outliers"]
+    )
+    assert sampled["amount_outliers"]["fences"] != exact["amount_outliers"]["fences"]
+    assert sampled["rows"] == 1000  # every other count still covers every line
