@@ -11,6 +11,8 @@ from tests.api.world import N_CUSTOMERS, USERS, World, profile, visible_to
 
 from tierwise.services.access import mask_email, mask_name, mask_phone
 from tierwise.store.audit import audit_entries, verify_chain
+from tierwise.store.models import SubjectKind
+from tierwise.store.suppression import subject_hash
 
 API = "/api/v1"
 PROFILES = {p["customer_id"]: p for p in (profile(i) for i in range(N_CUSTOMERS))}
@@ -132,7 +134,7 @@ def test_denied_detail_is_audited_and_missing_is_not(world: World):
     )
     new = [e for e in _denials(world) if e.id not in before]
     assert [(e.actor, e.target, e.detail["attempted"]) for e in new] == [
-        ("ag3", f"customer:{other}", "customer_read")
+        ("ag3", f"customer:{subject_hash(SubjectKind.CUSTOMER_ID, other)}", "customer_read")
     ]
     with world.store.read() as session:
         assert verify_chain(session) is None

@@ -42,9 +42,11 @@ from tierwise.store.models import (
     Role,
     RunStatus,
     SegmentMigration,
+    SubjectKind,
     User,
 )
 from tierwise.store.publish import current_run
+from tierwise.store.suppression import subject_hash
 from tierwise.store.tokens import create_token, hash_secret, revoke_token, user_for_token
 from tierwise.store.web_sessions import (
     check_csrf,
@@ -450,7 +452,7 @@ def customer_detail(store: Store, viewer: Viewer, customer_id: str) -> CustomerD
                 session,
                 viewer.username,
                 "denied",
-                f"customer:{customer_id}",
+                f"customer:{subject_hash(SubjectKind.CUSTOMER_ID, customer_id)}",
                 attempted="customer_read",
                 run_id=run.run_id,
             )
