@@ -1,12 +1,13 @@
 """What each dashboard page shows; the page and its /api/v1 twin make the same call here.
 
 Every number about customers is computed over `scope(viewer)`. For viewers whose scope has no
-row filter (they see every customer), those numbers are the same for all of them and never change
-once a run is published, so they are computed once per run and kept in memory: from the run's
-warehouse snapshot when the warehouse can be opened (one columnar scan, well under a second at a
-million customers), else from the store. Scoped viewers (managers, agents) are summed from the
-store on each request; their slice is small and indexed by account manager. Both sources feed one
-summing function, so they cannot disagree on definitions.
+row filter (they see every customer), those numbers are the same for all of them and change only
+when an erasure removes someone, so publishing sums them once from the run's warehouse snapshot
+(one columnar scan, about a second at a million customers) and stores them with the run, and
+erasure sums them again; a page reads that small document. Scoped viewers (managers, agents) are
+summed on each request from their slice of the warehouse snapshot (their ids come from the
+store's account-manager index), else from the store. Every source feeds one summing function, so
+they cannot disagree on definitions.
 
 Order history, interactions and feedback of one customer, the ingest ledger and the run history
 live only in the warehouse; they are read after the store has said the viewer may see them, and
@@ -581,7 +582,8 @@ SCORE_REASONS = (
 
 
 class Dashboard:
-    """The dashboard's reads for one process; keeps run-level snapshots of recent runs."""
+    """The dashboard's reads for one process. Run-level summaries live in the store (every
+    process sees the same); stage counts of older runs and model reports are kept here."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
