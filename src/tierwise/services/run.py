@@ -225,7 +225,8 @@ def _run_locked(
         predictions = snapshot_table("predictions", run_id)
         stage(
             "profiles",
-            lambda: con.create_table(
+            lambda: wh.write(
+                con,
                 base,
                 build_profiles(
                     tables, as_of=as_of, scoring=settings.scoring, lifecycle=settings.lifecycle
@@ -235,7 +236,8 @@ def _run_locked(
         stage("models", lambda: _models(con, tables, settings, as_of, run_id, result))
         stage(
             "attach",
-            lambda: con.create_table(
+            lambda: wh.write(
+                con,
                 profiles,
                 attach_predictions(
                     con.table(base),
@@ -256,8 +258,10 @@ def _run_locked(
         stage("migration", lambda: _write_migration(con, run_id, previous))
         stage(
             "cohorts",
-            lambda: con.create_table(
-                snapshot_table("cohorts", run_id), cohort_retention(tables["orders"], as_of=as_of)
+            lambda: wh.write(
+                con,
+                snapshot_table("cohorts", run_id),
+                cohort_retention(tables["orders"], as_of=as_of),
             ),
         )
         result.customers = int(con.table(profiles).count().execute())
@@ -339,7 +343,7 @@ def _write_migration(con: BaseBackend, run_id: str, previous: tuple[str, date] |
         )
         for column in columns
     ]
-    con.create_table(snapshot_table("migration", run_id), ibis.union(*parts))
+    wh.write(con, snapshot_table("migration", run_id), ibis.union(*parts))
 
 
 KNOWN = {
