@@ -56,11 +56,23 @@ def order_facts(orders: ir.Table) -> ir.Table:
 
 def day_facts(days: ir.Table) -> ir.Table:
     """Purchase days, the median gap between them, and the gap before the latest one."""
-    return days.group_by(KEY).agg(
-        order_days=days.count(),
-        median_interval_days=days.gap.median().cast("float64"),
-        last_gap_days=days.gap.argmax(days.day),
+    per = days.group_by(KEY).agg(order_days=days.count(), last_gap_days=days.gap.argmax(days.day))
+    med = _median_gap(days)
+    out = per.left_join(med, per[KEY] == med._mid)
+    return out.select(per[KEY], "order_days", "median_interval_days", "last_gap_days")
+
+
+def _median_gap(days: ir.Table) -> ir.Table:
+    """The median gap per customer (the mean of the two middle gaps when their number is even),
+    from ranks: a grouped median holds every customer's gaps in memory at once, which ran out
+    of DuckDB's 2 GB limit at 100M order lines, while windows sort and spill."""
+    g = days.filter(days.gap.notnull())
+    g = g.mutate(
+        _i=ibis.row_number().over(ibis.window(group_by=g[KEY], order_by=g.gap)),
+        _n=g.count().over(ibis.window(group_by=g[KEY])),
     )
+    mid = g.filter((g._i == (g._n - 1) // 2) | (g._i == g._n // 2))
+    return mid.group_by(_mid=mid[KEY]).agg(median_interval_days=mid.gap.mean().cast("float64"))
 
 
 def preferred(lines: ir.Table, column: str) -> ir.Table:
