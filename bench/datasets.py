@@ -78,11 +78,14 @@ def generated(customers: int, *, lines_per_customer: int = LINES_PER_GENERATED_C
     fold = lines_per_customer // LINES_PER_GENERATED_CUSTOMER
     if fold < 1 or fold * LINES_PER_GENERATED_CUSTOMER != lines_per_customer:
         raise ValueError(f"lines_per_customer must be a multiple of {LINES_PER_GENERATED_CUSTOMER}")
-    if (root / "tierwise.toml").exists():  # written last: generation finished, ingest did not
+    single = customers <= BLOCK and fold == 1
+    # tierwise.toml is written last: generation finished (unless the blocks were deleted since
+    # to make room on the disk), ingest did not
+    if (root / "tierwise.toml").exists() and (single or (root / "blocks").is_dir()):
         print(f"reusing the generated files in {root}", flush=True)
         for leftover in ("warehouse.duckdb", "warehouse.duckdb.wal"):
             (root / leftover).unlink(missing_ok=True)
-    elif customers <= BLOCK and fold == 1:
+    elif single:
         shutil.rmtree(root, ignore_errors=True)
         print(f"generating {customers:,} customers into {root}", flush=True)
         child(_GENERATE.format(customers=customers, out=str(root), seed=SEED))
