@@ -203,3 +203,6 @@ def test_large_training_sets_are_a_hash_sample_of_the_whole_frame(demo, monkeypa
     merged = sample.merge(whole, on="customer_id", suffixes=("", "_whole"))
     assert len(merged) == len(sample)  # every sampled customer, with the same label
     assert (merged.churned == merged.churned_whole).all()
+    # profiled from the sampled inputs alone, each customer's own facts are still exact
+    for fact in ("orders", "revenue", "recency_days", "complaints", "orders_last_90d"):
+        assert np.allclose(merged[fact], merged[f"{fact}_whole"], equal_nan=True), fact

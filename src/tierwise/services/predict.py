@@ -33,6 +33,7 @@ from tierwise.core.settings import Settings
 from tierwise.core.vocab import ChurnRisk
 from tierwise.engine import build_profiles
 from tierwise.engine.predictions import PREDICTION_SCHEMA, activity_trend, churn_labels
+from tierwise.engine.staging import KEY
 from tierwise.engine.summary import purchase_summary, unique_rows
 from tierwise.models._base import PurchaseModel
 from tierwise.models.betageo import BetaGeoModel, ModifiedBetaGeoModel
@@ -171,19 +172,26 @@ def _features(profiles: ir.Table, orders: ir.Table, as_of: date) -> ir.Table:
 
 
 def _training_frame(tables: dict[str, ir.Table], cutoff: date, settings: Settings) -> pd.DataFrame:
+    """Features at `cutoff` with churn labels; above MAX_TRAINING_ROWS, of a hash sample.
+
+    The sample is drawn from the inputs, so only its customers' profiles are computed (at 5M
+    customers the full profiles at a cutoff ran out of DuckDB's 2 GB limit). Facts of a sampled
+    customer are exactly theirs; the quintile scores rank them among the sample, which has the
+    same uniform score distribution as the whole."""
     orders = tables["orders"]
+    labels = churn_labels(orders, cutoff=cutoff, window_days=settings.models.churn_window_days)
+    n = int(labels.count().execute())
+    if n > MAX_TRAINING_ROWS:
+        stride = ibis.literal(n // MAX_TRAINING_ROWS + 1)
+        tables = {
+            name: t.filter(t[KEY].hash() % stride == 0) if KEY in t.columns else t
+            for name, t in tables.items()
+        }
+        labels = labels.filter(labels[KEY].hash() % stride == 0)
     prof = build_profiles(
         tables, as_of=cutoff, scoring=settings.scoring, lifecycle=settings.lifecycle
     )
-    f = _features(prof, orders, cutoff)
-    labels = churn_labels(orders, cutoff=cutoff, window_days=settings.models.churn_window_days)
-    t = f.join(labels, "customer_id")
-    # Sized by the labels (an orders scan) rather than by `t`: counting `t` would compute every
-    # profile at the cutoff once more just for the count.
-    n = int(labels.count().execute())
-    if n > MAX_TRAINING_ROWS:
-        t = t.filter(t.customer_id.hash() % ibis.literal(n // MAX_TRAINING_ROWS + 1) == 0)
-    frame = t.to_pandas()
+    frame = _features(prof, tables["orders"], cutoff).join(labels, KEY).to_pandas()
     alive, none = _purchase_probabilities(orders, frame.customer_id, cutoff, settings)
     return frame.assign(model_p_alive=alive, model_p_no_purchase=none)
 
