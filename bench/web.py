@@ -6,8 +6,8 @@
 The synthetic data set (built once, cached in bench/data/web-<N>/) is a DuckDB warehouse with two
 run snapshots of N customers (the profile columns a run writes, drawn from hashes of the row
 number so every build is identical), ten order lines per buyer, interactions and feedback, and a
-SQLite store where both runs are published with `store.publish.publish_run`, summaries,
-migration and cohorts included. `--copy DIR` times a copy of DIR's store.db and
+SQLite store where both runs are published with `store.publish.publish_run`, run
+summary, migrations and cohorts included. `--copy DIR` times a copy of DIR's store.db and
 warehouse.duckdb instead (e.g. what `make bench` leaves in bench/data/gen-1000000).
 
 Each measurement runs in a fresh process: the app is served in-process (Starlette's test
@@ -199,7 +199,7 @@ from tierwise.core.settings import Settings
 from tierwise.engine import cohort_retention, migration_matrix
 from tierwise.services.meta import ensure_meta_tables
 from tierwise.services.dashboard import RunRef, run_dashboard
-from tierwise.services.publish import segment_summaries
+from tierwise.services.publish import COHORT_KEYS, MIGRATION_KEYS
 from tierwise.services.run import CURRENT, CURRENT_SCHEMA, RUNS, RUNS_SCHEMA, ensure_run_tables
 from tierwise.services.serving import add_user, opened_store
 from tierwise.services.warehouse import connect
@@ -240,11 +240,8 @@ with opened_store(settings) as store:
             ).to_parquet(spool)
             publish_run(
                 store.write, run_id, as_of, pq.ParquetFile(spool).iter_batches(batch_size=10_000),
-                summaries=segment_summaries(table),
-                migrations=[{{k: r[k] for k in ("dimension", "from_value", "to_value",
-                              "customers", "rate")}} for r in migrations],
-                cohorts=[{{k: r[k] for k in ("cohort_month", "month_offset", "cohort_size",
-                           "active_customers", "retention")}} for r in cohorts],
+                migrations=[{{k: r[k] for k in MIGRATION_KEYS}} for r in migrations],
+                cohorts=[{{k: r[k] for k in COHORT_KEYS}} for r in cohorts],
                 dashboard=run_dashboard(con, RunRef(run_id, as_of)),
             )
         now = datetime.now()

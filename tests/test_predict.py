@@ -145,12 +145,12 @@ def test_first_order_on_as_of_and_zero_spend_repeaters_are_scored(tmp_path):
     assert df.loc["zero", "expected_avg_spend"] > 0  # shrunk towards the population mean
 
 
-def test_run_publishes_to_the_store_with_contacts_and_summaries(demo):
+def test_run_publishes_to_the_store_with_contacts_and_its_summary(demo):
     settings, result, p, _ = demo
     from sqlalchemy import func, select
 
     from tierwise.services.serving import opened_store
-    from tierwise.store.models import PublishedProfile, SegmentSummary
+    from tierwise.store.models import PublishedProfile, PublishedRun
     from tierwise.store.publish import current_run as store_current
 
     with opened_store(settings) as store, store.read() as session:
@@ -160,11 +160,11 @@ def test_run_publishes_to_the_store_with_contacts_and_summaries(demo):
         managed = session.scalar(
             select(func.count()).where(PublishedProfile.account_manager.is_not(None))
         )
-        segments = session.scalars(
-            select(SegmentSummary.key).where(SegmentSummary.dimension == "rfm_segment")
-        ).all()
+        summary = session.get(PublishedRun, result.run_id).dashboard
     assert n == len(p) and named == n and managed == n  # every generated customer has contacts
-    assert set(segments) == set(p.rfm_segment)
+    segments = {b["key"]: b["customers"] for b in summary["dimensions"]["rfm_segment"]}
+    assert segments == p.rfm_segment.value_counts().to_dict()
+    assert summary["totals"]["customers"] == n
 
 
 def test_store_failure_is_reported_and_republish_recovers(tmp_path, monkeypatch):

@@ -19,7 +19,6 @@ from tierwise.store.models import (
     PublishedProfile,
     PublishedRun,
     SegmentMigration,
-    SegmentSummary,
 )
 from tierwise.store.publish import current_profiles, current_run, publish_run
 
@@ -55,7 +54,6 @@ def test_publish_switches_keeps_previous_and_retires_older(factory):
         "r1",
         AS_OF,
         _rows("r1", 30),
-        summaries=[{"dimension": "rfm_segment", "key": "champions", "customers": 15}],
         migrations=[
             {"dimension": "rfm_segment", "from_value": "(none)", "to_value": "new", "customers": 3}
         ],
@@ -81,7 +79,7 @@ def test_publish_switches_keeps_previous_and_retires_older(factory):
         assert _snapshot(s) == (["r3"], 20)
         status = dict(s.execute(select(PublishedRun.run_id, PublishedRun.status)).all())
         assert status == {"r1": "retired", "r2": "published", "r3": "published"}
-        for model in (PublishedProfile, SegmentSummary, SegmentMigration, CohortRetention):
+        for model in (PublishedProfile, SegmentMigration, CohortRetention):
             assert "r1" not in s.scalars(select(model.run_id).distinct()).all()
         assert s.scalar(select(func.count()).where(PublishedProfile.run_id == "r2")) == 40
         profile = s.get(PublishedProfile, ("r3", "00003"))

@@ -138,3 +138,24 @@ def test_migration_0005_copies_scores_out_of_published_documents_and_downgrades(
         assert "r_score" not in columns
     finally:
         engine.dispose()
+
+
+def test_migration_0006_drops_segment_summaries_and_downgrade_restores_the_table(empty_url):
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine, "0005")
+        assert "segment_summaries" in inspect(engine).get_table_names()
+        upgrade(engine)
+        assert "segment_summaries" not in inspect(engine).get_table_names()
+        assert schema_diff(engine) == []
+        cfg = alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0005")
+        inspector = inspect(engine)
+        assert "segment_summaries" in inspector.get_table_names()
+        assert inspector.get_pk_constraint("segment_summaries")["constrained_columns"] == [
+            "run_id", "dimension", "key"
+        ]  # fmt: skip
+    finally:
+        engine.dispose()

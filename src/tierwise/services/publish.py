@@ -11,7 +11,6 @@ from __future__ import annotations
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -31,8 +30,6 @@ CONTACT_COLUMNS = (
 )  # fmt: skip
 MIGRATION_KEYS = ("dimension", "from_value", "to_value", "customers", "rate")
 COHORT_KEYS = ("cohort_month", "month_offset", "cohort_size", "active_customers", "retention")
-SUMMARY_DIMENSIONS = ("rfm_segment", "rfm_class8", "abc_class", "value_tier", "lifecycle_stage",
-                      "churn_risk")  # fmt: skip
 
 
 def published_rows(con: BaseBackend, run_id: str, as_of: date) -> ir.Table:
@@ -48,37 +45,9 @@ def published_rows(con: BaseBackend, run_id: str, as_of: date) -> ir.Table:
     return joined.drop("_cid")
 
 
-def segment_summaries(profiles: ir.Table) -> list[dict[str, Any]]:
-    """Customers, revenue, revenue share and mean/total CLV per class of each dimension."""
-    total = profiles.revenue.sum().execute() or 0.0
-    rows: list[dict[str, Any]] = []
-    for dimension in SUMMARY_DIMENSIONS:
-        g = profiles.group_by(key=profiles[dimension].fill_null("(none)")).aggregate(
-            customers=profiles.count(),
-            revenue=profiles.revenue.sum(),
-            clv_total=profiles.clv.sum(),
-            clv_mean=profiles.clv.mean(),
-            profit=profiles.profit.sum(),
-        )
-        for r in g.to_pyarrow().to_pylist():
-            rows.append(
-                {
-                    "dimension": dimension,
-                    "key": r["key"],
-                    "customers": r["customers"],
-                    "revenue": r["revenue"],
-                    "share": (r["revenue"] / total) if total else None,
-                    "metrics": {k: r[k] for k in ("clv_total", "clv_mean", "profit")},
-                }
-            )
-    return rows
-
-
 def publish(settings: Settings, con: BaseBackend, run_id: str, as_of: date) -> PublishResult:
-    profiles = con.table(snapshot_table("profiles", run_id))
     migrations = con.table(snapshot_table("migration", run_id)).to_pyarrow().to_pylist()
     cohorts = con.table(snapshot_table("cohorts", run_id)).to_pyarrow().to_pylist()
-    summaries = segment_summaries(profiles)
     dashboard = run_dashboard(con, RunRef(run_id, as_of))
     # Spooled to Parquet and read back in batches: bounded memory, and the warehouse
     # connection is free again before the store is written. Spark writes a directory of parts.
@@ -92,23 +61,7 @@ def publish(settings: Settings, con: BaseBackend, run_id: str, as_of: date) -> P
                 run_id,
                 as_of,
                 ds.dataset(spool, format="parquet").to_batches(batch_size=DEFAULT_BATCH),
-                summaries=summaries,
                 dashboard=dashboard,
-                migrations=[
-                    {k: r[k] for k in ("dimension", "from_value", "to_value", "customers", "rate")}
-                    for r in migrations
-                ],
-                cohorts=[
-                    {
-                        k: r[k]
-                        for k in (
-                            "cohort_month",
-                            "month_offset",
-                            "cohort_size",
-                            "active_customers",
-                            "retention",
-                        )
-                    }
-                    for r in cohorts
-                ],
+                migrations=[{k: r[k] for k in MIGRATION_KEYS} for r in migrations],
+                cohorts=[{k: r[k] for k in COHORT_KEYS} for r in cohorts],
             )

@@ -308,20 +308,6 @@ class PublishedProfile(Base):
     """The whole profile row, including columns without a typed twin."""
 
 
-class SegmentSummary(Base):
-    """Per run: customers, revenue and share for each value of a dimension (segment, stage...)."""
-
-    __tablename__ = "segment_summaries"
-
-    run_id: Mapped[str] = _run_fk()
-    dimension: Mapped[str] = mapped_column(String(32), primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    customers: Mapped[int] = mapped_column(Integer)
-    revenue: Mapped[float | None] = mapped_column(Double)
-    share: Mapped[float | None] = mapped_column(Double)
-    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOC)
-
-
 class SegmentMigration(Base):
     """Per run: customers moving from one value of a dimension to another since the last run."""
 

@@ -30,7 +30,6 @@ from tierwise.store.models import (
     PublishedRun,
     RunStatus,
     SegmentMigration,
-    SegmentSummary,
     utcnow,
 )
 
@@ -75,7 +74,7 @@ TYPED_COLUMNS: dict[str, Callable[[Any], Any]] = {
 }
 """Profile fields copied into typed columns; absent ones are stored as NULL."""
 
-_RUN_TABLES = (PublishedProfile, SegmentSummary, SegmentMigration, CohortRetention)
+_RUN_TABLES = (PublishedProfile, SegmentMigration, CohortRetention)
 
 
 @dataclass(frozen=True)
@@ -268,7 +267,6 @@ def publish_run(
     as_of: date,
     rows: Iterable[Mapping[str, Any] | pa.RecordBatch],
     *,
-    summaries: Iterable[Mapping[str, Any]] = (),
     migrations: Iterable[Mapping[str, Any]] = (),
     cohorts: Iterable[Mapping[str, Any]] = (),
     dashboard: Mapping[str, Any] | None = None,
@@ -278,15 +276,14 @@ def publish_run(
     """Load a run's profiles (dicts or pyarrow batches) and make it the current run.
 
     On any failure, including one raised by `rows` itself, the partial load is removed and the
-    current run stays as it was. Summaries, migrations, cohorts and the `dashboard` document are
-    small and are written in the switching transaction, so they always belong to the current run.
+    current run stays as it was. Migrations, cohorts and the `dashboard` document are small
+    and are written in the switching transaction, so they always belong to the current run.
     """
     _start(factory, run_id, as_of)
     try:
         profiles = (_profile_row(run_id, doc) for doc in _documents(rows))
         customers = _insert_batches(factory, PublishedProfile, profiles, batch_size)
         extras = [
-            (SegmentSummary, _extras(run_id, summaries)),
             (SegmentMigration, _extras(run_id, migrations)),
             (CohortRetention, _extras(run_id, cohorts)),
         ]
